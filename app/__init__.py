@@ -1,0 +1,1 @@
+"""clusterm: the daemon."""

@@ -1,0 +1,1 @@
+"""API tokens and roles: a domain of its own, with a table and admin commands."""

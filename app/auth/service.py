@@ -1,0 +1,151 @@
+"""Tokens: create, list, revoke, authenticate, and the admin token made on first start.
+
+A token is 32 random bytes; only its SHA-256 is stored. A slow password hash would add nothing for a
+secret of that entropy and would cost every request. The lookup is by hash and the final comparison
+is constant-time, so neither timing nor the database reveals a token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.models import Token
+from app.db import Database, utcnow
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+
+log = logging.getLogger("clusterm.auth")
+
+TOKEN_PREFIX = "cltm_"  # noqa: S105  (a prefix that makes leaked tokens easy to grep for)
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+BOOTSTRAP_NAME = "admin"
+LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name (the actor on the timeline) and its role."""
+
+    name: str
+    role: Role
+
+    def require(self, needed: Role) -> None:
+        if self.role.rank < needed.rank:
+            raise Forbidden(
+                f"this needs the {needed} role; token {self.name!r} has {self.role}. "
+                f"Ask an admin for a token with `clusterm token create --role {needed}`",
+                required_role=str(needed),
+            )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise Invalid(
+            f"token name {name!r} is not valid: use 1-64 lowercase letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit",
+            field="name",
+        )
+
+
+def create_token(*, session: Session, name: str, role: Role | str) -> str:
+    """Store a new token and return it: the only time it is ever seen."""
+    _check_name(name)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise Invalid(
+            f"role {role!r} is not one of viewer, operator, admin", field="role"
+        ) from None
+    if session.scalar(sa.select(Token.id).where(Token.name == name)) is not None:
+        raise Conflict(
+            f"a token named {name!r} already exists; revoke it first or pick another name",
+            token=name,
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(Token(name=name, role=role.value, token_hash=_digest(token)))
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"a token named {name!r} already exists", token=name) from None
+    return token
+
+
+def list_tokens(*, session: Session) -> list[Token]:
+    return list(session.scalars(sa.select(Token).order_by(Token.name)))
+
+
+def revoke_token(*, session: Session, name: str) -> Token:
+    row = session.scalar(sa.select(Token).where(Token.name == name))
+    if row is None:
+        raise NotFound(f"no token named {name!r}; see `clusterm token list`", token=name)
+    session.delete(row)
+    return row
+
+
+def authenticate(*, db: Database, authorization: str | None) -> Principal:
+    """Resolve an `Authorization: Bearer ...` header to a principal, or raise Unauthorized."""
+    if not authorization:
+        raise Unauthorized(
+            "no token: send `Authorization: Bearer <token>` "
+            "(clusterctl reads it from --token or CLUSTERM_TOKEN)"
+        )
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be `Bearer <token>`")
+    digest = _digest(token)
+    with db.read() as session:
+        row = session.scalar(sa.select(Token).where(Token.token_hash == digest))
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise Unauthorized("the token is not valid: it is unknown or was revoked")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        # Coarse on purpose: a write per request would queue every reader behind SQLite's lock.
+        with db.write() as session:
+            session.execute(sa.update(Token).where(Token.id == row.id).values(last_used_at=now))
+    return Principal(name=row.name, role=Role(row.role))
+
+
+def ensure_bootstrap_token(*, db: Database, token_file: Path) -> bool:
+    """On a first start with no token at all, create an admin token in a 0600 file.
+
+    Returns True when it made one. The token is written only to the file, never to a log.
+    """
+    with db.write() as session:
+        if session.scalar(sa.select(sa.func.count()).select_from(Token)):
+            return False
+        token = create_token(session=session, name=BOOTSTRAP_NAME, role=Role.ADMIN)
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = token_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.replace(tmp, token_file)
+    log.info("created the first admin token in %s (mode 0600)", token_file)
+    return True

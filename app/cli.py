@@ -1,0 +1,144 @@
+"""`clusterm`: run the daemon and its admin commands (database, tokens)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from app.config import DEFAULT_PORT, Settings, SettingsError, load_settings
+
+cli = typer.Typer(
+    help="clusterm: the cluster manager daemon and its admin commands.",
+    no_args_is_help=True,
+    add_completion=True,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(token_cli, name="token")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="data directory [env CLUSTERM_DATA_DIR]", show_default=False),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML or YAML settings file [env CLUSTERM_CONFIG]"),
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"clusterm: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+def _migrated_db(settings: Settings) -> Any:
+    from app import db as store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.upgrade(settings.effective_database_url)
+    return store.Database(settings.effective_database_url)
+
+
+@cli.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on [default 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help=f"port [default {DEFAULT_PORT}]")] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the daemon: migrate the database, then serve the API until SIGTERM or SIGINT."""
+    settings = _settings(config, host=host, port=port, data_dir=data_dir)
+
+    import uvicorn
+
+    from app.logs import configure_logging
+    from app.main import create_app
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes requests, runs the lifespan's
+    # shutdown, then returns here.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Apply every pending migration."""
+    from app import db as store
+
+    settings = _settings(config, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.upgrade(settings.effective_database_url)
+    typer.echo(f"database at migration {store.head_revision()}", err=True)
+
+
+@token_cli.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")],
+    name: Annotated[str, typer.Option(help="who uses it; shown as the actor on the timeline")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token and print it (only it) on stdout. It is never shown again."""
+    from app.auth import service as auth
+    from app.errors import ClustermError
+
+    db = _migrated_db(_settings(config, data_dir=data_dir))
+    try:
+        with db.write() as session:
+            token = auth.create_token(session=session, name=name, role=role)
+    except ClustermError as exc:
+        _fail(exc.message)
+    typer.echo(token)
+
+
+@token_cli.command("list")
+def token_list(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """List tokens by name and role (never the tokens themselves)."""
+    from app.auth import service as auth
+
+    db = _migrated_db(_settings(config, data_dir=data_dir))
+    with db.read() as session:
+        rows = auth.list_tokens(session=session)
+    typer.echo(f"{'NAME':<24} {'ROLE':<9} {'CREATED':<25} LAST USED")
+    for row in rows:
+        last = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "-"
+        created = row.created_at.isoformat(timespec="seconds")
+        typer.echo(f"{row.name:<24} {row.role:<9} {created:<25} {last}")
+
+
+@token_cli.command("revoke")
+def token_revoke(name: str, data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from app.auth import service as auth
+    from app.errors import ClustermError
+
+    db = _migrated_db(_settings(config, data_dir=data_dir))
+    try:
+        with db.write() as session:
+            auth.revoke_token(session=session, name=name)
+    except ClustermError as exc:
+        _fail(exc.message)
+    typer.echo(f"revoked token {name!r}", err=True)
+
+
+def main() -> None:
+    sys.exit(cli())

@@ -1,0 +1,185 @@
+"""One error hierarchy for the whole daemon, mapped to one JSON shape.
+
+    ClustermError (500)
+    ├── Invalid (422)             bad input: a duplicate in a batch, a null where a value is needed
+    │   └── ValidationFailed      a field that breaks its schema (names each field and why)
+    ├── Unauthorized (401)        no token, or one we do not know
+    ├── Forbidden (403)           a known token whose role is too low
+    ├── NotFound (404)
+    │   └── NodeNotFound
+    ├── Conflict (409)
+    │   ├── NodeExists
+    │   └── IllegalTransition     the lifecycle state machine refused an event
+    ├── PayloadTooLarge (413)
+    └── UpstreamError (502)
+        └── UpstreamTimeout (504)
+
+Every body is `{"error": <class name>, "message": <what was wrong and what to do>, ...details}`.
+Services raise these; they never import FastAPI. `install_handlers` maps the tree (Starlette looks
+handlers up along the MRO, so one handler serves every subclass) and FastAPI's own validation and
+routing errors onto the same shape, and turns anything unexpected into a bodyless-of-secrets 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("clusterm.errors")
+
+
+class ClustermError(Exception):
+    status_code = 500
+    code: str | None = None  # defaults to the class name
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    @property
+    def error(self) -> str:
+        return self.code or type(self).__name__
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "message": self.message, **self.details}
+
+
+class Invalid(ClustermError):
+    status_code = 422
+
+
+class ValidationFailed(Invalid):
+    """Schema errors found by pydantic outside FastAPI's own parsing."""
+
+    @classmethod
+    def from_errors(cls, errors: Any, *, prefix: str = "") -> ValidationFailed:
+        message, fields = describe_validation(errors, prefix=prefix)
+        return cls(message, fields=fields)
+
+
+class Unauthorized(ClustermError):
+    status_code = 401
+
+
+class Forbidden(ClustermError):
+    status_code = 403
+
+
+class NotFound(ClustermError):
+    status_code = 404
+
+
+class NodeNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no node named {name!r}; list the nodes with GET /info/nodes", node=name)
+
+
+class Conflict(ClustermError):
+    status_code = 409
+
+
+class NodeExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"a node named {name!r} already exists; change it with PATCH /nodes/{name} "
+            "or pick another name",
+            node=name,
+        )
+
+
+class IllegalTransition(Conflict):
+    def __init__(self, *, node: str, state: str, event: str, allowed: list[str]) -> None:
+        allowed_text = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            f"node {node!r} is {state}: {event} is not allowed from {state} "
+            f"(allowed from {state}: {allowed_text})",
+            node=node,
+            state=state,
+            transition=event,
+        )
+
+
+class PayloadTooLarge(ClustermError):
+    status_code = 413
+
+
+class UpstreamError(ClustermError):
+    status_code = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+
+
+def _headers(exc: ClustermError) -> dict[str, str] | None:
+    return {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+
+
+def _field_name(loc: tuple[Any, ...], prefix: str = "") -> str:
+    # ("body", "nodes", 0, "name") -> "nodes[0].name"; ("query", "limit") -> "limit"
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    out = prefix
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def describe_validation(errors: Any, *, prefix: str = "") -> tuple[str, list[dict[str, str]]]:
+    """Turn pydantic errors into one readable message plus a per-field list."""
+    fields = []
+    for err in errors:
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field; remove it (see the API docs at /docs for the fields)"
+        fields.append({"field": _field_name(tuple(err.get("loc", ())), prefix), "reason": msg})
+    message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5])
+    if len(fields) > 5:
+        message += f"; and {len(fields) - 5} more"
+    return message or "the request is not valid", fields
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClustermError)
+    async def clusterm_error(_: Request, exc: ClustermError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=_headers(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        body_errors = [e for e in exc.errors() if tuple(e.get("loc", ()))[:1] == ("body",)]
+        if body_errors and content_type and "json" not in content_type:
+            message = (
+                f"the body must be JSON, sent with Content-Type: application/json (got "
+                f"{content_type!r}); with curl use --json or -H 'Content-Type: application/json'"
+            )
+            return JSONResponse(
+                {"error": "ValidationFailed", "message": message, "fields": []}, status_code=422
+            )
+        message, fields = describe_validation(exc.errors())
+        body = {"error": "ValidationFailed", "message": message, "fields": fields}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {404: "NotFound", 405: "MethodNotAllowed"}
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404:
+            detail = "no such route; see /docs for the API"
+        body = {"error": names.get(exc.status_code, "HTTPError"), "message": detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for us; the client gets no internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {
+            "error": "InternalError",
+            "message": "clusterm failed to handle this request; the daemon's log has the cause",
+        }
+        return JSONResponse(body, status_code=500)

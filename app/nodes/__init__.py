@@ -1,0 +1,1 @@
+"""The node inventory and its lifecycle."""

@@ -1,0 +1,89 @@
+"""The node lifecycle state machine: every legal (state, event) pair, and nothing else.
+
+    registered ──commission_start──▶ provisioning ──commission_succeed──▶ commissioned
+    decommissioned, failed ──commission_start──▶ provisioning ──commission_fail──▶ failed
+    commissioned ──update_start──▶ updating ──update_succeed──▶ commissioned
+                                            └──update_fail──▶ failed
+    commissioned, failed ──decommission_start──▶ decommissioning
+    decommissioning ──decommission_succeed──▶ decommissioned
+                    └──decommission_fail──▶ failed
+    commissioned ◀──maintenance_on / maintenance_off──▶ maintenance
+
+Jobs drive the *_start/_succeed/_fail events; maintenance is the only pair a user sets directly.
+The table is the single source of truth: the API, the jobs and the tests all read it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    REGISTERED = "registered"
+    PROVISIONING = "provisioning"
+    COMMISSIONED = "commissioned"
+    UPDATING = "updating"
+    DECOMMISSIONING = "decommissioning"
+    DECOMMISSIONED = "decommissioned"
+    MAINTENANCE = "maintenance"
+    FAILED = "failed"
+
+
+class Event(StrEnum):
+    COMMISSION_START = "commission_start"
+    COMMISSION_SUCCEED = "commission_succeed"
+    COMMISSION_FAIL = "commission_fail"
+    UPDATE_START = "update_start"
+    UPDATE_SUCCEED = "update_succeed"
+    UPDATE_FAIL = "update_fail"
+    DECOMMISSION_START = "decommission_start"
+    DECOMMISSION_SUCCEED = "decommission_succeed"
+    DECOMMISSION_FAIL = "decommission_fail"
+    MAINTENANCE_ON = "maintenance_on"
+    MAINTENANCE_OFF = "maintenance_off"
+
+
+S, E = State, Event
+
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (S.REGISTERED, E.COMMISSION_START): S.PROVISIONING,
+    (S.DECOMMISSIONED, E.COMMISSION_START): S.PROVISIONING,
+    (S.FAILED, E.COMMISSION_START): S.PROVISIONING,
+    (S.PROVISIONING, E.COMMISSION_SUCCEED): S.COMMISSIONED,
+    (S.PROVISIONING, E.COMMISSION_FAIL): S.FAILED,
+    (S.COMMISSIONED, E.UPDATE_START): S.UPDATING,
+    (S.UPDATING, E.UPDATE_SUCCEED): S.COMMISSIONED,
+    (S.UPDATING, E.UPDATE_FAIL): S.FAILED,
+    (S.COMMISSIONED, E.DECOMMISSION_START): S.DECOMMISSIONING,
+    (S.FAILED, E.DECOMMISSION_START): S.DECOMMISSIONING,
+    (S.DECOMMISSIONING, E.DECOMMISSION_SUCCEED): S.DECOMMISSIONED,
+    (S.DECOMMISSIONING, E.DECOMMISSION_FAIL): S.FAILED,
+    (S.COMMISSIONED, E.MAINTENANCE_ON): S.MAINTENANCE,
+    (S.MAINTENANCE, E.MAINTENANCE_OFF): S.COMMISSIONED,
+}
+
+# States in which the node is part of the cluster or of a running job: it cannot be deleted.
+PROTECTED_STATES = frozenset(
+    {S.PROVISIONING, S.COMMISSIONED, S.UPDATING, S.DECOMMISSIONING, S.MAINTENANCE}
+)
+
+
+class TransitionRefused(Exception):
+    def __init__(self, state: State, event: Event) -> None:
+        super().__init__(f"{event} is not allowed from {state}")
+        self.state = state
+        self.event = event
+        self.allowed = allowed_events(state)
+
+
+def allowed_events(state: State) -> list[str]:
+    return [str(e) for (s, e) in TRANSITIONS if s == state]
+
+
+def next_state(state: State | str, event: Event | str) -> State:
+    """The state after `event`; raise TransitionRefused when the table has no such edge."""
+    state, event = State(state), Event(event)
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise TransitionRefused(state, event) from None

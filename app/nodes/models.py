@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, utcnow
+from app.nodes.lifecycle import State
+
+
+class Node(Base):
+    __tablename__ = "node"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(253), unique=True)
+    address: Mapped[str] = mapped_column(sa.String(253))
+    ssh_port: Mapped[int] = mapped_column(default=22)
+    ssh_user: Mapped[str] = mapped_column(sa.String(32))
+    host_group: Mapped[str] = mapped_column(sa.String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    vars: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(sa.String(32), default=State.REGISTERED.value)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

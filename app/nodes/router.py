@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import TypeAdapter, ValidationError
+
+from app.auth.deps import AdminDep, ViewerDep
+from app.deps import DbDep
+from app.errors import ValidationFailed
+from app.nodes import service
+from app.nodes.lifecycle import State
+from app.nodes.schemas import MaintenanceChange, NodeCreate, NodeRead, NodeUpdate
+
+router = APIRouter(tags=["nodes"])
+
+_batch = TypeAdapter(list[NodeCreate])
+
+
+def _parse_nodes(body: dict[str, Any] | list[Any]) -> list[NodeCreate]:
+    # One object or an array of them: parsed here rather than by a Union so that an error names
+    # the field ("nodes[2].name") instead of listing how the body failed both shapes.
+    try:
+        if isinstance(body, dict):
+            return [NodeCreate.model_validate(body)]
+        return _batch.validate_python(body)
+    except ValidationError as exc:
+        raise ValidationFailed.from_errors(
+            exc.errors(), prefix="" if isinstance(body, dict) else "nodes"
+        ) from None
+
+
+@router.get("/info/nodes", response_model=list[NodeRead])
+def list_nodes(
+    db: DbDep,
+    _: ViewerDep,
+    state: Annotated[State | None, Query(description="only nodes in this state")] = None,
+    group: Annotated[str | None, Query(pattern="^(master|worker)$")] = None,
+) -> list[NodeRead]:
+    with db.read() as session:
+        nodes = service.list_nodes(session=session, state=state, host_group=group)
+        return [NodeRead.model_validate(n) for n in nodes]
+
+
+@router.get("/info/node/{name}", response_model=NodeRead)
+def get_node(name: str, db: DbDep, _: ViewerDep) -> NodeRead:
+    with db.read() as session:
+        return NodeRead.model_validate(service.get_node(session=session, name=name))
+
+
+@router.post(
+    "/nodes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NodeRead | list[NodeRead],
+    summary="Register one node, or an array of nodes (all or nothing)",
+)
+def register_nodes(
+    body: Annotated[dict[str, Any] | list[Any], Body()], db: DbDep, _: AdminDep
+) -> NodeRead | list[NodeRead]:
+    nodes = _parse_nodes(body)
+    with db.write() as session:
+        rows = service.register_nodes(session=session, nodes=nodes)
+    read = [NodeRead.model_validate(r) for r in rows]
+    return read[0] if isinstance(body, dict) else read
+
+
+@router.patch("/nodes/{name}", response_model=NodeRead)
+def update_node(name: str, change: NodeUpdate, db: DbDep, _: AdminDep) -> NodeRead:
+    with db.write() as session:
+        node = service.update_node(session=session, name=name, change=change)
+    return NodeRead.model_validate(node)
+
+
+@router.delete("/nodes/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_node(name: str, db: DbDep, _: AdminDep) -> Response:
+    with db.write() as session:
+        service.delete_node(session=session, name=name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/nodes/{name}/maintenance", response_model=NodeRead)
+def set_maintenance(name: str, change: MaintenanceChange, db: DbDep, _: AdminDep) -> NodeRead:
+    with db.write() as session:
+        node = service.set_maintenance(session=session, name=name, enabled=change.enabled)
+    return NodeRead.model_validate(node)

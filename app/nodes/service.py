@@ -1,0 +1,124 @@
+"""The node inventory: register, change, delete, and move nodes through their lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.errors import Conflict, IllegalTransition, Invalid, NodeExists, NodeNotFound
+from app.nodes import lifecycle
+from app.nodes.lifecycle import Event, State
+from app.nodes.models import Node
+from app.nodes.schemas import NodeCreate, NodeUpdate
+
+
+def list_nodes(
+    *, session: Session, state: str | None = None, host_group: str | None = None
+) -> list[Node]:
+    query = sa.select(Node).order_by(Node.name)
+    if state is not None:
+        query = query.where(Node.state == state)
+    if host_group is not None:
+        query = query.where(Node.host_group == host_group)
+    return list(session.scalars(query))
+
+
+def get_node(*, session: Session, name: str) -> Node:
+    node = session.scalar(sa.select(Node).where(Node.name == name))
+    if node is None:
+        raise NodeNotFound(name)
+    return node
+
+
+def register_nodes(*, session: Session, nodes: Sequence[NodeCreate]) -> list[Node]:
+    """Register all the nodes or none: a duplicate or an existing name refuses the whole batch."""
+    seen: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        if node.name in seen:
+            raise Invalid(
+                f"nodes[{index}].name: {node.name!r} is given twice in this request "
+                f"(also at nodes[{seen[node.name]}]); each node must appear once",
+                field=f"nodes[{index}].name",
+            )
+        seen[node.name] = index
+    if not nodes:
+        raise Invalid("the request holds no node; send a node object or a non-empty array")
+    existing = session.scalars(sa.select(Node.name).where(Node.name.in_(seen))).first()
+    if existing is not None:
+        raise NodeExists(existing)
+    now = utcnow()
+    rows = [
+        Node(**node.model_dump(), state=State.REGISTERED.value, created_at=now, updated_at=now)
+        for node in nodes
+    ]
+    session.add_all(rows)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent request registered one of these names between our check and our insert.
+        raise Conflict(
+            "one of these nodes was registered by another request meanwhile; retry"
+        ) from None
+    return rows
+
+
+def update_node(*, session: Session, name: str, change: NodeUpdate) -> Node:
+    node = get_node(session=session, name=name)
+    fields = change.model_dump(exclude_unset=True)
+    for field, value in fields.items():
+        if value is None:
+            raise Invalid(f"{field}: cannot be null; leave it out to keep its value", field=field)
+    regrouped = "host_group" in fields and fields["host_group"] != node.host_group
+    if regrouped and node.state in lifecycle.PROTECTED_STATES:
+        raise Conflict(
+            f"node {name!r} is {node.state}: its host group cannot change while it is in the "
+            "cluster or in a job; decommission it first",
+            node=name,
+            state=node.state,
+        )
+    for field, value in fields.items():
+        setattr(node, field, value)
+    if fields:
+        node.updated_at = utcnow()
+    return node
+
+
+def delete_node(*, session: Session, name: str) -> Node:
+    node = get_node(session=session, name=name)
+    if node.state in lifecycle.PROTECTED_STATES:
+        raise Conflict(
+            f"node {name!r} is {node.state}: a node in the cluster or in a running job cannot be "
+            "deleted; decommission it first (or wait for its job to end)",
+            node=name,
+            state=node.state,
+        )
+    session.delete(node)
+    return node
+
+
+def apply_event(*, session: Session, node: Node, event: Event) -> tuple[str, str]:
+    """Move `node` along the state machine; return (from_state, to_state).
+
+    The only way a node's state changes: jobs and the maintenance route both come through here.
+    """
+    try:
+        to_state = lifecycle.next_state(node.state, event)
+    except lifecycle.TransitionRefused as exc:
+        raise IllegalTransition(
+            node=node.name, state=node.state, event=event.value, allowed=exc.allowed
+        ) from None
+    from_state = node.state
+    node.state = to_state.value
+    node.updated_at = utcnow()
+    return from_state, to_state.value
+
+
+def set_maintenance(*, session: Session, name: str, enabled: bool) -> Node:
+    node = get_node(session=session, name=name)
+    event = Event.MAINTENANCE_ON if enabled else Event.MAINTENANCE_OFF
+    apply_event(session=session, node=node, event=event)
+    return node

@@ -1,0 +1,1 @@
+"""clusterctl: the command-line client of the clusterm daemon."""

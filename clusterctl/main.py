@@ -1,0 +1,80 @@
+"""`clusterctl`: commands for operators, support engineers and scripts.
+
+Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot reach the server.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import click
+import httpx
+import typer
+
+from clusterctl import nodes
+from clusterctl.api import DEFAULT_URL, Api, ApiError, Refused, resolve_token
+from clusterctl.output import error
+
+app = typer.Typer(
+    help="Command-line client of the clusterm daemon.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(nodes.nodes_app, name="nodes")
+app.add_typer(nodes.node_app, name="node")
+
+
+@dataclass
+class Obj:
+    """What commands reach through `ctx.obj`; tests inject `http` (FastAPI's TestClient)."""
+
+    http: httpx.Client | None = None
+    api: Api | None = field(default=None)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(envvar="CLUSTERM_URL", help="the daemon's URL")] = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLUSTERM_TOKEN",
+            help="API token; default: the local daemon's admin token file",
+            show_envvar=True,
+        ),
+    ] = None,
+) -> None:
+    obj = ctx.ensure_object(Obj)
+    obj.api = Api(url, resolve_token(url, token), obj.http)
+
+
+def run(argv: list[str], *, http: httpx.Client | None = None) -> int:
+    """Run one command and return its exit code; what `main` and the tests call."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=argv, prog_name="clusterctl", standalone_mode=False, obj=Obj(http=http)
+        )
+    except Refused as exc:
+        error(f"{exc.message} [{exc.status} {exc.error}]")
+        return exc.exit_code
+    except ApiError as exc:
+        error(str(exc))
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        error("aborted")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,120 @@
+"""`clusterctl nodes ...` and `clusterctl node ...`: the inventory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from clusterctl.common import JsonOpt, api, parse_pairs
+from clusterctl.output import Column, print_json, print_table
+
+nodes_app = typer.Typer(help="All nodes.", no_args_is_help=True)
+node_app = typer.Typer(help="One node.", no_args_is_help=True)
+
+NODE_COLUMNS: list[Column] = [
+    ("NAME", lambda n: n["name"]),
+    ("ADDRESS", lambda n: f"{n['address']}:{n['ssh_port']}"),
+    ("USER", lambda n: n["ssh_user"]),
+    ("GROUP", lambda n: n["host_group"]),
+    ("STATE", lambda n: n["state"]),
+    ("LABELS", lambda n: n["labels"]),
+]
+
+
+def _show(nodes: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(nodes)
+    else:
+        print_table(nodes, NODE_COLUMNS)
+
+
+@nodes_app.command("get")
+def nodes_get(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    state: Annotated[str | None, typer.Option(help="only nodes in this state")] = None,
+    group: Annotated[str | None, typer.Option("--group", "-g", help="master or worker")] = None,
+) -> None:
+    """List the nodes."""
+    _show(api(ctx).get("/info/nodes", state=state, group=group), json_)
+
+
+@node_app.command("get")
+def node_get(ctx: typer.Context, name: str, json_: JsonOpt = False) -> None:
+    """Show one node."""
+    node = api(ctx).get(f"/info/node/{name}")
+    if json_:
+        print_json(node)
+        return
+    _show([node], False)
+    if node["vars"]:
+        typer.echo("vars: " + ", ".join(f"{k}={v}" for k, v in sorted(node["vars"].items())))
+
+
+@node_app.command("add")
+def node_add(
+    ctx: typer.Context,
+    name: str,
+    addr: Annotated[str, typer.Option("--addr", help="IP address or DNS name")],
+    group: Annotated[str, typer.Option("--group", "-g", help="master or worker")] = "worker",
+    ssh_user: Annotated[str, typer.Option(help="user Ansible logs in as")] = "root",
+    ssh_port: Annotated[int, typer.Option(help="SSH port")] = 22,
+    label: Annotated[list[str] | None, typer.Option(help="k=v, repeatable")] = None,
+    var: Annotated[
+        list[str] | None, typer.Option(help="Ansible variable k=v (JSON values parsed), repeatable")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Register a node."""
+    body = {
+        "name": name,
+        "address": addr,
+        "host_group": group,
+        "ssh_user": ssh_user,
+        "ssh_port": ssh_port,
+        "labels": parse_pairs(label or [], "--label"),
+        "vars": parse_pairs(var or [], "--var", json_values=True),
+    }
+    node = api(ctx).send("POST", "/nodes", body)
+    _show([node], json_)
+
+
+@node_app.command("import")
+def node_import(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="INI or YAML inventory")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="show what would be registered")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Register every host of an Ansible inventory file (all or nothing)."""
+    from clusterctl.inventory import InventoryError, read_inventory
+
+    try:
+        nodes = read_inventory(file)
+    except InventoryError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    if not dry_run:
+        nodes = api(ctx).send("POST", "/nodes", nodes)
+    else:
+        nodes = [{**n, "state": "(dry run)"} for n in nodes]
+    _show(nodes, json_)
+
+
+@node_app.command("rm")
+def node_rm(ctx: typer.Context, name: str) -> None:
+    """Delete a node from the inventory (refused while it is in the cluster or in a job)."""
+    api(ctx).send("DELETE", f"/nodes/{name}")
+    typer.echo(f"deleted node {name}", err=True)
+
+
+@node_app.command("maintenance")
+def node_maintenance(
+    ctx: typer.Context, name: str, mode: Literal["on", "off"], json_: JsonOpt = False
+) -> None:
+    """Put a commissioned node in maintenance, or take it out."""
+    node = api(ctx).send("PUT", f"/nodes/{name}/maintenance", {"enabled": mode == "on"})
+    _show([node], json_)

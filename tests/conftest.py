@@ -1,0 +1,100 @@
+"""Shared fixtures: a real migrated database per test (SQLite, and PostgreSQL when
+CLUSTERM_TEST_DATABASE_URL is set), the real app, and a token for each role."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.auth import service as auth
+from app.config import Settings, load_settings
+from app.db import Database
+from app.main import create_app
+
+PG_URL = os.environ.get("CLUSTERM_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+ROLES = ("viewer", "operator", "admin")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new schema in the PostgreSQL test database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'clusterm.db'}"
+        return
+    assert PG_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(data_dir: Path, db_url: str) -> Settings:
+    return load_settings(data_dir=data_dir, database_url=db_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    # The context manager runs the lifespan: migrations, the bootstrap token.
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def db(client: TestClient) -> Database:
+    database: Database = client.app.state.db  # type: ignore[attr-defined]
+    return database
+
+
+@pytest.fixture
+def tokens(db: Database) -> dict[str, str]:
+    """One token per role, named after the role (so `actor` is e.g. "operator")."""
+    out = {}
+    with db.write() as session:
+        for role in ROLES:
+            out[role] = auth.create_token(session=session, name=role, role=role)
+    return out
+
+
+@pytest.fixture
+def as_role(tokens: dict[str, str]) -> Callable[[str], dict[str, str]]:
+    def headers(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[role]}"}
+
+    return headers
+
+
+@pytest.fixture
+def admin(client: TestClient, tokens: dict[str, str]) -> TestClient:
+    """The client with the admin token on every request."""
+    client.headers["Authorization"] = f"Bearer {tokens['admin']}"
+    return client
+
+
+def node_body(name: str, **extra: object) -> dict[str, object]:
+    return {"name": name, "address": "127.0.0.1", **extra}
