@@ -87,7 +87,7 @@ def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     settings = _settings(config, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store.upgrade(settings.effective_database_url)
-    typer.echo(f"database at migration {store.head_revision()}", err=True)
+    typer.echo(f"database at migration {','.join(sorted(store.head_revisions()))}", err=True)
 
 
 @token_cli.command("create")

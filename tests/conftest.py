@@ -72,11 +72,12 @@ def db(client: TestClient) -> Database:
 
 
 @pytest.fixture
-def tokens(db: Database) -> dict[str, str]:
-    """One token per role, named after the role (so `actor` is e.g. "operator")."""
-    out = {}
+def tokens(db: Database, settings: Settings) -> dict[str, str]:
+    """One token per role, named after it (the actor on the timeline is "viewer", "operator" or
+    "admin"). The admin token is the one the daemon wrote on its first start."""
+    out = {"admin": settings.admin_token_file.read_text().strip()}
     with db.write() as session:
-        for role in ROLES:
+        for role in ("viewer", "operator"):
             out[role] = auth.create_token(session=session, name=role, role=role)
     return out
 

@@ -19,20 +19,24 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(db: DbDep) -> dict[str, str] | JSONResponse:
-    head = store.head_revision()
+    heads = store.head_revisions()
     try:
-        current = store.current_revision(db.engine)
+        current = store.current_revisions(db.engine)
     except SQLAlchemyError as exc:
         body = {
             "error": "NotReady",
             "message": f"the database cannot be reached: {type(exc).__name__}",
         }
         return JSONResponse(body, status_code=503)
-    if current != head:
+    if current != heads:
         body = {
             "error": "NotReady",
-            "message": f"the database is at migration {current}, not {head}; "
+            "message": f"the database is at migration {_names(current)}, not {_names(heads)}; "
             "run `clusterm db upgrade`",
         }
         return JSONResponse(body, status_code=503)
-    return {"status": "ready", "migration": str(current)}
+    return {"status": "ready", "migration": _names(current)}
+
+
+def _names(revisions: set[str]) -> str:
+    return ",".join(sorted(revisions)) or "none"
