@@ -117,6 +117,12 @@ class UpstreamTimeout(UpstreamError):
     status_code = 504
 
 
+NOT_JSON = (
+    "the body must be JSON, sent with Content-Type: application/json; "
+    "with curl use --json or -H 'Content-Type: application/json'"
+)
+
+
 def _headers(exc: ClustermError) -> dict[str, str] | None:
     return {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
 
@@ -136,7 +142,7 @@ def describe_validation(errors: Any, *, prefix: str = "") -> tuple[str, list[dic
     for err in errors:
         msg = str(err.get("msg", "invalid"))
         if err.get("type") == "extra_forbidden":
-            msg = "unknown field; remove it (see the API docs at /docs for the fields)"
+            msg = "unknown field; remove it (GET /openapi.json lists the fields)"
         fields.append({"field": _field_name(tuple(err.get("loc", ())), prefix), "reason": msg})
     message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5])
     if len(fields) > 5:
@@ -154,12 +160,8 @@ def install_handlers(app: FastAPI) -> None:
         content_type = request.headers.get("content-type", "")
         body_errors = [e for e in exc.errors() if tuple(e.get("loc", ()))[:1] == ("body",)]
         if body_errors and content_type and "json" not in content_type:
-            message = (
-                f"the body must be JSON, sent with Content-Type: application/json (got "
-                f"{content_type!r}); with curl use --json or -H 'Content-Type: application/json'"
-            )
             return JSONResponse(
-                {"error": "ValidationFailed", "message": message, "fields": []}, status_code=422
+                {"error": "ValidationFailed", "message": NOT_JSON, "fields": []}, status_code=422
             )
         message, fields = describe_validation(exc.errors())
         body = {"error": "ValidationFailed", "message": message, "fields": fields}
@@ -170,7 +172,7 @@ def install_handlers(app: FastAPI) -> None:
         names = {404: "NotFound", 405: "MethodNotAllowed"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
-            detail = "no such route; see /docs for the API"
+            detail = "no such route; the API is described at GET /openapi.json"
         body = {"error": names.get(exc.status_code, "HTTPError"), "message": detail}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

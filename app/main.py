@@ -15,6 +15,7 @@ from app.config import Settings
 from app.errors import install_handlers
 from app.health.router import router as health_router
 from app.limits import BodyLimit
+from app.meta import router as meta_router
 from app.nodes.router import router as nodes_router
 
 log = logging.getLogger("clusterm")
@@ -40,15 +41,21 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.db.dispose()
             log.info("clusterm stopped")
 
+    # No public /docs: every route but the health checks needs a token, the API description too
+    # (GET /openapi.json with a viewer token).
     app = FastAPI(
         title="clusterm",
         summary="Cluster manager: node inventory, provisioning jobs, timeline, log verbosity",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    app.include_router(meta_router)
     app.include_router(nodes_router)
     return app

@@ -9,7 +9,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import click
 import httpx
 import typer
 
@@ -65,14 +64,18 @@ def run(argv: list[str], *, http: httpx.Client | None = None) -> int:
     except ApiError as exc:
         error(str(exc))
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.Abort:
+    except typer.Abort:
         error("aborted")
         return 1
+    except typer.TyperException as exc:  # usage errors: typer's (vendored click) exceptions
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            error(exc.format_message())
+        return exc.exit_code
     return result if isinstance(result, int) else 0
 
 

@@ -100,7 +100,9 @@ def node_import(
     if not dry_run:
         nodes = api(ctx).send("POST", "/nodes", nodes)
     else:
-        nodes = [{**n, "state": "(dry run)"} for n in nodes]
+        # The daemon's defaults, shown for the fields the inventory leaves out.
+        defaults = {"ssh_port": 22, "ssh_user": "root", "labels": {}}
+        nodes = [{**defaults, **n, "state": "(dry run)"} for n in nodes]
     _show(nodes, json_)
 
 

@@ -29,6 +29,8 @@ def require(role: Role) -> Callable[[Principal], Principal]:
         principal.require(role)
         return principal
 
+    # Read by the auth-matrix test, which checks every route of the app against its role.
+    check.required_role = role  # type: ignore[attr-defined]
     return check
 
 

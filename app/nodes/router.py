@@ -7,7 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.auth.deps import AdminDep, ViewerDep
 from app.deps import DbDep
-from app.errors import ValidationFailed
+from app.errors import NOT_JSON, ValidationFailed
 from app.nodes import service
 from app.nodes.lifecycle import State
 from app.nodes.schemas import MaintenanceChange, NodeCreate, NodeRead, NodeUpdate
@@ -17,9 +17,16 @@ router = APIRouter(tags=["nodes"])
 _batch = TypeAdapter(list[NodeCreate])
 
 
-def _parse_nodes(body: dict[str, Any] | list[Any]) -> list[NodeCreate]:
+def _parse_nodes(body: Any) -> list[NodeCreate]:
     # One object or an array of them: parsed here rather than by a Union so that an error names
     # the field ("nodes[2].name") instead of listing how the body failed both shapes.
+    if isinstance(body, bytes | str):
+        # FastAPI hands over the raw body when the content type is not JSON.
+        raise ValidationFailed(NOT_JSON, fields=[])
+    if not isinstance(body, dict | list):
+        raise ValidationFailed.from_errors(
+            [{"loc": ("body",), "msg": "must be a node object or an array of node objects"}]
+        )
     try:
         if isinstance(body, dict):
             return [NodeCreate.model_validate(body)]
@@ -55,7 +62,9 @@ def get_node(name: str, db: DbDep, _: ViewerDep) -> NodeRead:
     summary="Register one node, or an array of nodes (all or nothing)",
 )
 def register_nodes(
-    body: Annotated[dict[str, Any] | list[Any], Body()], db: DbDep, _: AdminDep
+    body: Annotated[Any, Body(description="a NodeCreate object or an array of them")],
+    db: DbDep,
+    _: AdminDep,
 ) -> NodeRead | list[NodeRead]:
     nodes = _parse_nodes(body)
     with db.write() as session:

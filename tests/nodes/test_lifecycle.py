@@ -1,0 +1,87 @@
+"""The state machine over every (state, event) pair, against the issue's table written out here."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import sqlalchemy as sa
+
+from app.db import Database
+from app.errors import IllegalTransition
+from app.nodes import service
+from app.nodes.lifecycle import PROTECTED_STATES, TRANSITIONS, Event, State, next_state
+from app.nodes.models import Node
+from app.nodes.schemas import NodeCreate
+
+# The lifecycle as the foundation issue states it, independently of the module's table.
+EXPECTED = {
+    ("registered", "commission_start"): "provisioning",
+    ("provisioning", "commission_succeed"): "commissioned",
+    ("provisioning", "commission_fail"): "failed",
+    ("commissioned", "update_start"): "updating",
+    ("updating", "update_succeed"): "commissioned",
+    ("updating", "update_fail"): "failed",
+    ("commissioned", "decommission_start"): "decommissioning",
+    ("failed", "decommission_start"): "decommissioning",
+    ("decommissioning", "decommission_succeed"): "decommissioned",
+    ("decommissioning", "decommission_fail"): "failed",
+    ("decommissioned", "commission_start"): "provisioning",
+    ("failed", "commission_start"): "provisioning",
+    ("commissioned", "maintenance_on"): "maintenance",
+    ("maintenance", "maintenance_off"): "commissioned",
+}
+
+PAIRS = list(itertools.product(State, Event))
+
+
+@pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s}-{e}" for s, e in PAIRS])
+def test_every_pair(state: State, event: Event) -> None:
+    expected = EXPECTED.get((state.value, event.value))
+    if expected is None:
+        with pytest.raises(Exception, match=f"{event} is not allowed from {state}"):
+            next_state(state, event)
+    else:
+        assert next_state(state, event) == State(expected)
+
+
+def test_table_has_nothing_beyond_the_issue() -> None:
+    assert {(s.value, e.value): t.value for (s, e), t in TRANSITIONS.items()} == EXPECTED
+
+
+def test_every_state_is_reachable_from_registered() -> None:
+    seen, frontier = {State.REGISTERED}, [State.REGISTERED]
+    while frontier:
+        state = frontier.pop()
+        for (s, _), target in TRANSITIONS.items():
+            if s == state and target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    assert seen == set(State)
+
+
+def test_protected_states_are_those_in_the_cluster_or_in_a_job() -> None:
+    assert {s.value for s in PROTECTED_STATES} == {
+        "provisioning",
+        "commissioned",
+        "updating",
+        "decommissioning",
+        "maintenance",
+    }
+
+
+def test_refused_event_through_the_service_names_node_state_and_transition(db: Database) -> None:
+    with db.write() as session:
+        service.register_nodes(session=session, nodes=[NodeCreate(name="n1", address="127.0.0.1")])
+    with db.write() as session:
+        node = service.get_node(session=session, name="n1")
+        with pytest.raises(IllegalTransition) as err:
+            service.apply_event(session=session, node=node, event=Event.UPDATE_START)
+    assert err.value.status_code == 409
+    assert err.value.details == {
+        "node": "n1",
+        "state": "registered",
+        "transition": "update_start",
+    }
+    with db.read() as session:
+        assert session.scalar(sa.select(Node.state).where(Node.name == "n1")) == "registered"
