@@ -9,8 +9,10 @@
     │   └── NodeNotFound
     ├── Conflict (409)
     │   ├── NodeExists
-    │   └── IllegalTransition     the lifecycle state machine refused an event
+    │   ├── IllegalTransition     the lifecycle state machine refused an event
+    │   └── JobActive             a job is running; one at a time
     ├── PayloadTooLarge (413)
+    ├── Misconfigured (503)       a setting the request needs is wrong (a missing playbook)
     └── UpstreamError (502)
         └── UpstreamTimeout (504)
 
@@ -105,8 +107,22 @@ class IllegalTransition(Conflict):
         )
 
 
+class JobActive(Conflict):
+    def __init__(self, *, job_id: int, kind: str) -> None:
+        super().__init__(
+            f"job {job_id} ({kind}) is active; one job runs at a time: wait for it to end "
+            "(GET /info/job/active) or cancel it (POST /info/job/active/cancel)",
+            job_id=job_id,
+            kind=kind,
+        )
+
+
 class PayloadTooLarge(ClustermError):
     status_code = 413
+
+
+class Misconfigured(ClustermError):
+    status_code = 503
 
 
 class UpstreamError(ClustermError):
@@ -140,7 +156,7 @@ def describe_validation(errors: Any, *, prefix: str = "") -> tuple[str, list[dic
     """Turn pydantic errors into one readable message plus a per-field list."""
     fields = []
     for err in errors:
-        msg = str(err.get("msg", "invalid"))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field; remove it (GET /openapi.json lists the fields)"
         fields.append({"field": _field_name(tuple(err.get("loc", ())), prefix), "reason": msg})

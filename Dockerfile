@@ -1,0 +1,18 @@
+# clusterm from this repository. Used by docker-compose.yml.
+FROM python:3.11-slim
+
+# ssh for Ansible's connections to the nodes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openssh-client \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/clusterm
+COPY . .
+RUN pip install --no-cache-dir '.[postgres]'
+
+ENV CLUSTERM_DATA_DIR=/var/lib/clusterm \
+    CLUSTERM_HOST=0.0.0.0 \
+    CLUSTERM_PORT=9007
+VOLUME /var/lib/clusterm
+EXPOSE 9007
+CMD ["clusterm", "serve"]
