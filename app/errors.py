@@ -185,10 +185,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {404: "NotFound", 405: "MethodNotAllowed"}
+        names = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
             detail = "no such route; the API is described at GET /openapi.json"
+        elif exc.status_code == 400 and "parsing the body" in detail:
+            # FastAPI's words when the JSON parser gives up (e.g. nesting too deep).
+            detail = "the body could not be parsed; send one JSON document, not nested too deep"
         body = {"error": names.get(exc.status_code, "HTTPError"), "message": detail}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

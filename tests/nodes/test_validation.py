@@ -149,3 +149,20 @@ def test_unknown_route_and_method_use_the_error_shape(admin: TestClient) -> None
     r = admin.put("/info/nodes")
     assert r.status_code == 405
     assert r.json()["error"] == "MethodNotAllowed"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 200_000 + b"]" * 200_000,  # deeper than the JSON parser goes
+        b"\xff\xfe",  # not UTF-8
+        b"1e999999",
+        b'{"name": "n1", "address": "10.0.0.1", "ssh_port": 1e400}',
+    ],
+    ids=["too deep", "not utf-8", "huge number", "port overflow"],
+)
+def test_hostile_bodies_get_a_4xx_not_a_500(admin: TestClient, db: Database, raw: bytes) -> None:
+    r = admin.post("/nodes", content=raw, headers={"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["message"]
+    assert node_count(db) == 0
