@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -42,6 +43,17 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
         _fail(str(exc), 2)
 
 
+def _cli_actor() -> str:
+    """Who ran this command, for the timeline: the OS user, marked as a local admin command."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "clusterm-cli"
+    return f"{user}@clusterm-cli"
+
+
 def _migrated_db(settings: Settings) -> Any:
     from app import db as store
 
@@ -58,8 +70,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help=f"port [default {DEFAULT_PORT}]")] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="a sandbox: register 3 simulated nodes on this machine and commission them "
+            "(data dir default: <data dir>/demo)"
+        ),
+    ] = False,
 ) -> None:
     """Run the daemon: migrate the database, then serve the API until SIGTERM or SIGINT."""
+    if demo and data_dir is None and not os.environ.get("CLUSTERM_DATA_DIR"):
+        # Keep the demo's nodes out of a real inventory.
+        from app.config import default_data_dir
+
+        data_dir = default_data_dir() / "demo"
     settings = _settings(config, host=host, port=port, data_dir=data_dir)
 
     import uvicorn
@@ -71,7 +95,7 @@ def serve(
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes requests, runs the lifespan's
     # shutdown, then returns here.
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, demo=demo),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -100,11 +124,22 @@ def token_create(
     """Create a token and print it (only it) on stdout. It is never shown again."""
     from app.auth import service as auth
     from app.errors import ClustermError
+    from app.timeline import service as timeline
 
     db = _migrated_db(_settings(config, data_dir=data_dir))
     try:
         with db.write() as session:
             token = auth.create_token(session=session, name=name, role=role)
+            timeline.record_event(
+                session=session,
+                action="token",
+                reason="TokenCreated",
+                result="succeeded",
+                severity="audit",
+                actor=_cli_actor(),
+                note=f"token {name!r} created with role {role}",
+                details={"token": name, "role": role},
+            )
     except ClustermError as exc:
         _fail(exc.message)
     typer.echo(token)
@@ -130,11 +165,22 @@ def token_revoke(name: str, data_dir: DataDirOpt = None, config: ConfigOpt = Non
     """Revoke a token: requests with it are refused from now on."""
     from app.auth import service as auth
     from app.errors import ClustermError
+    from app.timeline import service as timeline
 
     db = _migrated_db(_settings(config, data_dir=data_dir))
     try:
         with db.write() as session:
-            auth.revoke_token(session=session, name=name)
+            row = auth.revoke_token(session=session, name=name)
+            timeline.record_event(
+                session=session,
+                action="token",
+                reason="TokenRevoked",
+                result="succeeded",
+                severity="audit",
+                actor=_cli_actor(),
+                note=f"token {name!r} (role {row.role}) revoked",
+                details={"token": name, "role": row.role},
+            )
     except ClustermError as exc:
         _fail(exc.message)
     typer.echo(f"revoked token {name!r}", err=True)

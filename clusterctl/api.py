@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_sse import EventSource
 
 DEFAULT_URL = "http://127.0.0.1:9007"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -74,6 +77,24 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
         return self.request("GET", path, params=clean).json()
+
+    @contextmanager
+    def stream(
+        self, path: str, *, last_event_id: str | None = None, **params: Any
+    ) -> Iterator[EventSource]:
+        """A Server-Sent Events stream; refusals and unreachability as for `request`."""
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        clean = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self._http.stream("GET", path, headers=headers, params=clean) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _refusal(response)
+                yield EventSource(response)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"lost the stream from clusterm at {self.url}: {exc}") from exc
 
     def send(self, method: str, path: str, body: Any = None) -> Any:
         response = self.request(method, path, json=body)

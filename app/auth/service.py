@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.auth.models import Token
 from app.db import Database, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.timeline import service as timeline
 
 log = logging.getLogger("clusterm.auth")
 
@@ -141,6 +142,16 @@ def ensure_bootstrap_token(*, db: Database, token_file: Path) -> bool:
         if session.scalar(sa.select(sa.func.count()).select_from(Token)):
             return False
         token = create_token(session=session, name=BOOTSTRAP_NAME, role=Role.ADMIN)
+        timeline.record_event(
+            session=session,
+            action="token",
+            reason="TokenCreated",
+            result="succeeded",
+            severity="audit",
+            actor="clusterm",
+            note=f"first start: admin token {BOOTSTRAP_NAME!r} written to {token_file}",
+            details={"token": BOOTSTRAP_NAME, "role": Role.ADMIN.value},
+        )
         token_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = token_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

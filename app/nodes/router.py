@@ -64,31 +64,33 @@ def get_node(name: str, db: DbDep, _: ViewerDep) -> NodeRead:
 def register_nodes(
     body: Annotated[Any, Body(description="a NodeCreate object or an array of them")],
     db: DbDep,
-    _: AdminDep,
+    who: AdminDep,
 ) -> NodeRead | list[NodeRead]:
     nodes = _parse_nodes(body)
     with db.write() as session:
-        rows = service.register_nodes(session=session, nodes=nodes)
+        rows = service.register_nodes(session=session, nodes=nodes, actor=who.name)
     read = [NodeRead.model_validate(r) for r in rows]
     return read[0] if isinstance(body, dict) else read
 
 
 @router.patch("/nodes/{name}", response_model=NodeRead)
-def update_node(name: str, change: NodeUpdate, db: DbDep, _: AdminDep) -> NodeRead:
+def update_node(name: str, change: NodeUpdate, db: DbDep, who: AdminDep) -> NodeRead:
     with db.write() as session:
-        node = service.update_node(session=session, name=name, change=change)
+        node = service.update_node(session=session, name=name, change=change, actor=who.name)
     return NodeRead.model_validate(node)
 
 
 @router.delete("/nodes/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_node(name: str, db: DbDep, _: AdminDep) -> Response:
+def delete_node(name: str, db: DbDep, who: AdminDep) -> Response:
     with db.write() as session:
-        service.delete_node(session=session, name=name)
+        service.delete_node(session=session, name=name, actor=who.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/nodes/{name}/maintenance", response_model=NodeRead)
-def set_maintenance(name: str, change: MaintenanceChange, db: DbDep, _: AdminDep) -> NodeRead:
+def set_maintenance(name: str, change: MaintenanceChange, db: DbDep, who: AdminDep) -> NodeRead:
     with db.write() as session:
-        node = service.set_maintenance(session=session, name=name, enabled=change.enabled)
+        node = service.set_maintenance(
+            session=session, name=name, enabled=change.enabled, actor=who.name
+        )
     return NodeRead.model_validate(node)

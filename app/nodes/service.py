@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,17 @@ from app.nodes import lifecycle
 from app.nodes.lifecycle import Event, State
 from app.nodes.models import Node
 from app.nodes.schemas import NodeCreate, NodeUpdate
+from app.timeline import service as timeline
+
+# Node vars may hold secrets (become passwords, keys): the timeline names them, never their values.
+_SHOWN_FIELDS = ("address", "ssh_port", "ssh_user", "host_group", "labels")
+
+
+def _describe(node: Node) -> dict[str, Any]:
+    return {
+        **{field: getattr(node, field) for field in _SHOWN_FIELDS},
+        "vars": sorted(node.vars),
+    }
 
 
 def list_nodes(
@@ -34,7 +46,7 @@ def get_node(*, session: Session, name: str) -> Node:
     return node
 
 
-def register_nodes(*, session: Session, nodes: Sequence[NodeCreate]) -> list[Node]:
+def register_nodes(*, session: Session, nodes: Sequence[NodeCreate], actor: str) -> list[Node]:
     """Register all the nodes or none: a duplicate or an existing name refuses the whole batch."""
     seen: dict[str, int] = {}
     for index, node in enumerate(nodes):
@@ -63,10 +75,21 @@ def register_nodes(*, session: Session, nodes: Sequence[NodeCreate]) -> list[Nod
         raise Conflict(
             "one of these nodes was registered by another request meanwhile; retry"
         ) from None
+    for row in rows:
+        timeline.record_event(
+            session=session,
+            action="register",
+            reason="NodeRegistered",
+            result="succeeded",
+            node=row,
+            actor=actor,
+            to_state=row.state,
+            details=_describe(row),
+        )
     return rows
 
 
-def update_node(*, session: Session, name: str, change: NodeUpdate) -> Node:
+def update_node(*, session: Session, name: str, change: NodeUpdate, actor: str) -> Node:
     node = get_node(session=session, name=name)
     fields = change.model_dump(exclude_unset=True)
     for field, value in fields.items():
@@ -80,14 +103,33 @@ def update_node(*, session: Session, name: str, change: NodeUpdate) -> Node:
             node=name,
             state=node.state,
         )
+    changed: dict[str, Any] = {}
     for field, value in fields.items():
+        before = getattr(node, field)
+        if before != value:
+            hidden = field == "vars"
+            changed[field] = (
+                {"keys": sorted(set(before) | set(value))}
+                if hidden
+                else {"from": before, "to": value}
+            )
         setattr(node, field, value)
-    if fields:
+    if changed:
         node.updated_at = utcnow()
+        timeline.record_event(
+            session=session,
+            action="change",
+            reason="NodeChanged",
+            result="succeeded",
+            node=node,
+            actor=actor,
+            note="changed " + ", ".join(sorted(changed)),
+            details={"changed": changed},
+        )
     return node
 
 
-def delete_node(*, session: Session, name: str) -> Node:
+def delete_node(*, session: Session, name: str, actor: str) -> Node:
     node = get_node(session=session, name=name)
     if node.state in lifecycle.PROTECTED_STATES:
         raise Conflict(
@@ -97,6 +139,16 @@ def delete_node(*, session: Session, name: str) -> Node:
             state=node.state,
         )
     session.delete(node)
+    timeline.record_event(
+        session=session,
+        action="delete",
+        reason="NodeDeleted",
+        result="succeeded",
+        node=node,
+        actor=actor,
+        from_state=node.state,
+        details=_describe(node),
+    )
     return node
 
 
@@ -104,6 +156,8 @@ def apply_event(*, session: Session, node: Node, event: Event) -> tuple[str, str
     """Move `node` along the state machine; return (from_state, to_state).
 
     The only way a node's state changes: jobs and the maintenance route both come through here.
+    It records nothing itself: the caller records the transition on the timeline with the
+    returned states, together with why it happened (a job's outcome, an operator's request).
     """
     try:
         to_state = lifecycle.next_state(node.state, event)
@@ -117,8 +171,18 @@ def apply_event(*, session: Session, node: Node, event: Event) -> tuple[str, str
     return from_state, to_state.value
 
 
-def set_maintenance(*, session: Session, name: str, enabled: bool) -> Node:
+def set_maintenance(*, session: Session, name: str, enabled: bool, actor: str) -> Node:
     node = get_node(session=session, name=name)
     event = Event.MAINTENANCE_ON if enabled else Event.MAINTENANCE_OFF
-    apply_event(session=session, node=node, event=event)
+    from_state, to_state = apply_event(session=session, node=node, event=event)
+    timeline.record_event(
+        session=session,
+        action="maintenance",
+        reason="MaintenanceOn" if enabled else "MaintenanceOff",
+        result="succeeded",
+        node=node,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+    )
     return node

@@ -18,7 +18,9 @@ def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
     store.upgrade(url)
     db = store.Database(url, busy_timeout_ms=10_000)
     with db.write() as session:
-        service.register_nodes(session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")])
+        service.register_nodes(
+            session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")], actor="test"
+        )
 
     errors: list[BaseException] = []
 

@@ -72,7 +72,9 @@ def test_protected_states_are_those_in_the_cluster_or_in_a_job() -> None:
 
 def test_refused_event_through_the_service_names_node_state_and_transition(db: Database) -> None:
     with db.write() as session:
-        service.register_nodes(session=session, nodes=[NodeCreate(name="n1", address="127.0.0.1")])
+        service.register_nodes(
+            session=session, nodes=[NodeCreate(name="n1", address="127.0.0.1")], actor="test"
+        )
     with db.write() as session:
         node = service.get_node(session=session, name="n1")
         with pytest.raises(IllegalTransition) as err:

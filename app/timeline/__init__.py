@@ -1,0 +1,1 @@
+"""The cluster timeline: a durable, ordered record of what happened and who did it."""

@@ -1,0 +1,132 @@
+"""Which events a reader asked for: the query parameters, checked and turned into SQL.
+
+Every refusal is a 422 that names the parameter, in the shape the rest of the API uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from app.db import utcnow
+from app.errors import ValidationFailed
+from app.timeline.models import TimelineEvent
+from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity
+
+_DURATION_RE = re.compile(r"^(?:\d+[smhdw])+$")
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def refuse(param: str, reason: str) -> ValidationFailed:
+    return ValidationFailed(f"{param}: {reason}", fields=[{"field": param, "reason": reason}])
+
+
+def parse_time(param: str, value: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """ISO 8601 (UTC unless it says otherwise), or a duration back from now: `1h30m`, `7d`."""
+    text = value.strip()
+    if _DURATION_RE.match(text):
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        try:
+            return (now or utcnow()) - dt.timedelta(seconds=seconds)
+        except OverflowError:
+            raise refuse(param, f"{value!r} reaches back before year 1") from None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise refuse(
+            param,
+            f"{value!r} is neither an ISO 8601 time (2026-11-21T10:00:00Z) "
+            "nor a duration such as 30m, 1h, 7d",
+        ) from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _checked(param: str, values: Sequence[str], pattern: re.Pattern[str], what: str) -> list[str]:
+    for value in values:
+        if not pattern.match(value):
+            raise refuse(param, f"{value!r} is not {what}")
+    return list(values)
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    nodes: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    min_severity: Severity | None = None
+    job_id: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        nodes: Sequence[str] = (),
+        actions: Sequence[str] = (),
+        reasons: Sequence[str] = (),
+        results: Sequence[str] = (),
+        min_severity: str | None = None,
+        job_id: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> TimelineFilter:
+        for name in nodes:
+            if not name or len(name) > 253:
+                raise refuse("node", f"{name!r} is not a node name (1-253 characters)")
+        for result in results:
+            if result not in {r.value for r in Result}:
+                raise refuse("result", f"{result!r} is not one of {', '.join(Result)}")
+        severity = None
+        if min_severity is not None:
+            if min_severity not in {s.value for s in Severity}:
+                raise refuse(
+                    "min_severity", f"{min_severity!r} is not one of {', '.join(Severity)}"
+                )
+            severity = Severity(min_severity)
+        now = utcnow()
+        start = parse_time("since", since, now=now) if since is not None else None
+        end = parse_time("until", until, now=now) if until is not None else None
+        if start is not None and end is not None and start >= end:
+            raise refuse("until", f"{until!r} is not after since={since!r}")
+        return cls(
+            nodes=list(nodes),
+            actions=_checked("action", actions, ACTION_RE, "an action (such as commission)"),
+            reasons=_checked("reason", reasons, REASON_RE, "a CamelCase reason"),
+            results=list(results),
+            min_severity=severity,
+            job_id=job_id,
+            since=start,
+            until=end,
+        )
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        ev = TimelineEvent
+        out: list[sa.ColumnElement[bool]] = []
+        if self.nodes:
+            out.append(
+                ev.node_name.in_(self.nodes)
+                if len(self.nodes) > 1
+                else ev.node_name == self.nodes[0]
+            )
+        if self.actions:
+            out.append(ev.action.in_(self.actions))
+        if self.reasons:
+            out.append(ev.reason.in_(self.reasons))
+        if self.results:
+            out.append(ev.result.in_(self.results))
+        if self.min_severity is not None and self.min_severity != Severity.DEBUG:
+            out.append(ev.severity.in_(Severity.at_least(self.min_severity)))
+        if self.job_id is not None:
+            out.append(ev.job_id == self.job_id)
+        if self.since is not None:
+            out.append(ev.occurred_at >= self.since)
+        if self.until is not None:
+            out.append(ev.occurred_at < self.until)
+        return out

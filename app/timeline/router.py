@@ -1,0 +1,196 @@
+"""HTTP for the timeline: pages (JSON or text), a node's history, and the live stream.
+
+Read-only by design: events are immutable, so there is no route that changes or deletes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from sse_starlette import EventSourceResponse
+
+from app.auth.deps import ViewerDep
+from app.deps import DbDep, SettingsDep
+from app.timeline import service, stream
+from app.timeline.filters import TimelineFilter, refuse
+from app.timeline.schemas import TimelinePage
+
+router = APIRouter(tags=["timeline"])
+
+MAX_ID = 2**63 - 1  # a database integer: a larger cursor would fail in the driver, not here
+
+NodeQ = Annotated[list[str], Query(description="only this node's events; repeat for several")]
+ActionQ = Annotated[list[str], Query(description="e.g. commission; repeatable")]
+ReasonQ = Annotated[list[str], Query(description="CamelCase, e.g. PlaybookFailed; repeatable")]
+ResultQ = Annotated[list[str], Query(description="started, succeeded, failed, …; repeatable")]
+SeverityQ = Annotated[
+    str | None, Query(description="debug < info < audit < warning < error: this and above")
+]
+JobQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this job's events")]
+SinceQ = Annotated[str | None, Query(description="ISO 8601 time (UTC by default) or 1h, 30m, 7d")]
+UntilQ = Annotated[str | None, Query(description="before this time; same forms as since")]
+LimitQ = Annotated[int, Query(ge=1, le=1000, description="events per page, at most 1000")]
+BeforeQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the page older than this id")]
+AfterQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the events right after this id")]
+FormatQ = Annotated[Literal["json", "text"], Query(description="text: one line per event")]
+
+_FILTERS = {"action", "reason", "result", "min_severity", "job"}
+_PAGING = {"limit", "before_id", "after_id", "format", "since", "until"}
+
+
+def only(*allowed: set[str]) -> Callable[[Request], None]:
+    """Refuse a parameter the route does not know: a misspelt filter would otherwise be ignored
+    and the reader would take an unfiltered page for a filtered one."""
+    known = set().union(*allowed)
+
+    def check(request: Request) -> None:
+        for name in request.query_params:
+            if name not in known:
+                raise refuse(
+                    name, f"unknown parameter; this route takes {', '.join(sorted(known))}"
+                )
+
+    return check
+
+
+def _filters(
+    node: NodeQ = [],  # noqa: B006  (FastAPI copies defaults per request)
+    action: ActionQ = [],  # noqa: B006
+    reason: ReasonQ = [],  # noqa: B006
+    result: ResultQ = [],  # noqa: B006
+    min_severity: SeverityQ = None,
+    job: JobQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
+) -> TimelineFilter:
+    return TimelineFilter.parse(
+        nodes=node,
+        actions=action,
+        reasons=reason,
+        results=result,
+        min_severity=min_severity,
+        job_id=job,
+        since=since,
+        until=until,
+    )
+
+
+def _node_filters(
+    action: ActionQ = [],  # noqa: B006
+    reason: ReasonQ = [],  # noqa: B006
+    result: ResultQ = [],  # noqa: B006
+    min_severity: SeverityQ = None,
+    job: JobQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
+) -> TimelineFilter:
+    return _filters([], action, reason, result, min_severity, job, since, until)
+
+
+def _stream_filters(
+    node: NodeQ = [],  # noqa: B006
+    action: ActionQ = [],  # noqa: B006
+    reason: ReasonQ = [],  # noqa: B006
+    result: ResultQ = [],  # noqa: B006
+    min_severity: SeverityQ = None,
+    job: JobQ = None,
+) -> TimelineFilter:
+    return _filters(node, action, reason, result, min_severity, job)
+
+
+def _render(page: TimelinePage, fmt: str) -> TimelinePage | Response:
+    if fmt == "json":
+        return page
+    # Oldest first, as a ticket reads; the cursors travel in headers.
+    lines = [event.line() + "\n" for event in reversed(page.items)]
+    headers = {
+        name: str(value)
+        for name, value in (
+            ("X-Next-Before-Id", page.next_before_id),
+            ("X-Next-After-Id", page.next_after_id),
+            ("X-Oldest-Id", page.oldest_id),
+            ("X-Latest-Id", page.latest_id),
+        )
+        if value is not None
+    }
+    return PlainTextResponse("".join(lines), headers=headers)
+
+
+@router.get(
+    "/info/timeline",
+    response_model=TimelinePage,
+    dependencies=[Depends(only(_FILTERS, _PAGING, {"node"}))],
+    summary="The cluster's events, newest first, by cursor",
+)
+def list_timeline(
+    db: DbDep,
+    _: ViewerDep,
+    filters: Annotated[TimelineFilter, Depends(_filters)],
+    limit: LimitQ = 30,
+    before_id: BeforeQ = None,
+    after_id: AfterQ = None,
+    format: FormatQ = "json",
+) -> TimelinePage | Response:
+    with db.read() as session:
+        page = service.list_timeline(
+            session=session, filters=filters, limit=limit, before_id=before_id, after_id=after_id
+        )
+    return _render(page, format)
+
+
+@router.get(
+    "/info/node/{name}/history",
+    response_model=TimelinePage,
+    dependencies=[Depends(only(_FILTERS, _PAGING))],
+    summary="One node's events, newest first; kept after the node is deleted",
+)
+def node_history(
+    name: str,
+    db: DbDep,
+    _: ViewerDep,
+    filters: Annotated[TimelineFilter, Depends(_node_filters)],
+    limit: LimitQ = 30,
+    before_id: BeforeQ = None,
+    after_id: AfterQ = None,
+    format: FormatQ = "json",
+) -> TimelinePage | Response:
+    with db.read() as session:
+        page = service.node_history(
+            session=session,
+            name=name,
+            filters=filters,
+            limit=limit,
+            before_id=before_id,
+            after_id=after_id,
+        )
+    return _render(page, format)
+
+
+@router.get(
+    "/info/timeline/stream",
+    dependencies=[Depends(only(_FILTERS, {"node", "after_id"}))],
+    summary="Live events as Server-Sent Events; resume with Last-Event-ID or after_id",
+    response_class=EventSourceResponse,
+)
+async def stream_timeline(
+    db: DbDep,
+    settings: SettingsDep,
+    _: ViewerDep,
+    filters: Annotated[TimelineFilter, Depends(_stream_filters)],
+    after_id: AfterQ = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    cursor = after_id
+    if last_event_id is not None and last_event_id.strip():
+        # A reconnecting EventSource sends the header and repeats the URL: the header is newer.
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit() and int(text) <= MAX_ID):
+            raise refuse("Last-Event-ID", f"{last_event_id!r} is not an event id")
+        cursor = int(text)
+    events = stream.follow(
+        db=db, filters=filters, after_id=cursor, poll_s=settings.timeline_stream_poll_s
+    )
+    return EventSourceResponse(events, ping=settings.timeline_stream_ping_s)

@@ -1,0 +1,357 @@
+"""Record events, and read them back newest first by cursor.
+
+Recording happens in the caller's transaction, so an event exists exactly when the change it
+describes does. Ids must be handed out in commit order, or a follower that has read up to id 11
+would never see an id 10 committed a moment later. SQLite has one writer at a time, so that holds
+by construction. On PostgreSQL a sequence value is taken at insert, not at commit; a
+transaction-scoped advisory lock taken before the insert makes event-writing transactions commit
+one after another, which restores the guarantee at the cost of serialising them (as SQLite does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import operator
+import zlib
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, instrumentation
+
+from app.db import utcnow
+from app.errors import NodeNotFound
+from app.nodes.models import Node
+from app.timeline.filters import TimelineFilter, refuse
+from app.timeline.models import TimelineEvent, TimelineRetention
+from app.timeline.notify import notifier
+from app.timeline.schemas import EventRead, TimelinePage
+from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity
+
+NOTE_MAX_BYTES = 1024
+ACTOR_MAX = 64
+_PG_LOCK_KEY = zlib.crc32(b"clusterm.timeline")  # any constant; named for `pg_locks` readers
+_PENDING = "timeline.pending"
+_QUEUE = "timeline.queue"
+_NODE_IDS = "timeline.node_ids"
+_CHECKED: set[tuple[str, str, str, str]] = set()
+_TABLE = cast(sa.Table, TimelineEvent.__table__)
+_MANAGER = instrumentation.manager_of_class(TimelineEvent)
+_RESULTS = frozenset(r.value for r in Result)
+_SEVERITIES = frozenset(s.value for s in Severity)
+_LOCKED_TX = "timeline.locked_tx"
+
+
+def cut_note(note: str, limit: int = NOTE_MAX_BYTES) -> str:
+    """Cut `note` to at most `limit` UTF-8 bytes, keeping its head and its tail.
+
+    The head usually says what was attempted and the tail how it ended (Ansible's last lines),
+    so the middle is what goes.
+    """
+    raw = note.encode()
+    if len(raw) <= limit:
+        return note
+    marker = f" …[{len(raw)} bytes, middle cut]… "
+    room = limit - len(marker.encode())
+    head = raw[: room // 2].decode(errors="ignore")
+    tail = raw[len(raw) - (room - room // 2) :].decode(errors="ignore")
+    return head + marker + tail
+
+
+def _check(action: str, reason: str, result: str, severity: str) -> None:
+    # A bad value here is a bug in the caller, not bad user input: fail loudly. The few
+    # combinations the code uses are remembered, so a burst pays for the checks once.
+    if (action, reason, result, severity) in _CHECKED:
+        return
+    if not ACTION_RE.match(action):
+        raise ValueError(f"timeline action {action!r} must match {ACTION_RE.pattern}")
+    if not REASON_RE.match(reason):
+        raise ValueError(f"timeline reason {reason!r} must be CamelCase ({REASON_RE.pattern})")
+    if result not in _RESULTS:
+        raise ValueError(f"timeline result {result!r} is not one of {', '.join(Result)}")
+    if severity not in _SEVERITIES:
+        raise ValueError(f"timeline severity {severity!r} is not one of {', '.join(Severity)}")
+    if len(_CHECKED) < 10_000:  # bounded, in case a caller builds reasons from data
+        _CHECKED.add((action, reason, result, severity))
+
+
+def _take_order_lock(session: Session) -> None:
+    """Hold the lock that orders event writers before the event gets its time, so that
+    `occurred_at` also follows the ids. On SQLite that is the write lock itself: a write session
+    begins lazily, so begin it now (`BEGIN IMMEDIATE`)."""
+    tx = session.get_transaction()
+    if tx is not None and session.info.get(_LOCKED_TX) is tx:
+        return  # taken earlier in this transaction
+    if session.connection().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+    session.info[_LOCKED_TX] = session.get_transaction()
+
+
+def _link(session: Session, node: Node | str | None) -> tuple[int | None, str | None]:
+    """(node_id, node_name) for an event about `node`."""
+    if node is None:
+        return None, None
+    if isinstance(node, str):
+        # A burst of per-host events names the same nodes over and over: look each up once per
+        # flush (the cache is dropped after every flush and at the transaction's end).
+        known: dict[str, int | None] = session.info.setdefault(_NODE_IDS, {})
+        if node not in known:
+            with session.no_autoflush:
+                known[node] = session.scalar(sa.select(Node.id).where(Node.name == node))
+        return known[node], node
+    state = sa.inspect(node)
+    if state.deleted or state.was_deleted or node in session.deleted:
+        return None, node.name  # the event outlives the node: name only
+    if node.id is None:
+        session.flush()  # a node added in this transaction: its key comes with the flush
+    return node.id, node.name
+
+
+def record_event(
+    *,
+    session: Session,
+    action: str,
+    reason: str,
+    result: str,
+    severity: str = "info",
+    node: Node | str | None = None,
+    actor: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    note: str | None = None,
+    details: dict[str, Any] | None = None,
+    job_id: int | None = None,
+    attempt: int | None = None,
+    duration_ms: int | None = None,
+) -> TimelineEvent:
+    """Add an event to the caller's transaction; it becomes visible when that commits.
+
+    The row is queued on the session and written with its transaction's other events in one
+    multi-row INSERT, before the session's next flush or at commit (see `flush_events`): the
+    ORM's per-object unit of work costs ~100 µs an event, ten times the insert itself. The
+    returned object is not attached to the session; its `id` is set once the row is written.
+    """
+    _check(action, reason, str(result), str(severity))
+    _take_order_lock(session)
+    node_id, node_name = _link(session, node)
+    row = {
+        "occurred_at": utcnow(),
+        "node_id": node_id,
+        "node_name": node_name,
+        "action": action,
+        "reason": reason,
+        "result": str(result),
+        "severity": str(severity),
+        "from_state": from_state,
+        "to_state": to_state,
+        "note": cut_note(note) if note else None,
+        "details": details,
+        "job_id": job_id,
+        "attempt": attempt,
+        "duration_ms": duration_ms,
+        "actor": actor[:ACTOR_MAX] if actor else None,
+    }
+    # Built without the ORM's attribute events (as its loader does): at 15 columns they would
+    # cost more than the insert. The object is transient and never flushed by the ORM.
+    event = _MANAGER.new_instance()
+    event.__dict__.update(row)
+    session.info.setdefault(_QUEUE, []).append((event, row))
+    session.info[_PENDING] = True
+    return event
+
+
+def flush_events(session: Session) -> None:
+    """Write the events queued on `session` (in the order recorded) and set their ids."""
+    queued: list[tuple[TimelineEvent, dict[str, Any]]] | None = session.info.pop(_QUEUE, None)
+    if not queued:
+        return
+    rows = [row for _, row in queued]
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        ids = _insert_sqlite(connection, rows)
+    else:
+        # Ids are assigned in the order the rows are inserted, under the writers' lock, so the
+        # returned ids sorted match the rows in order; sorting here keeps the batched insert.
+        insert = sa.insert(_TABLE).returning(_TABLE.c.id)
+        ids = sorted(connection.execute(insert, rows).scalars())
+    for (event, _), event_id in zip(queued, ids, strict=True):
+        event.__dict__["id"] = event_id
+
+
+def _insert_sqlite(connection: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """The driver's executemany, with the values converted here as SQLAlchemy's types would.
+
+    SQLAlchemy's per-row bind processing costs several times the insert itself, and a burst of
+    per-host outcomes must not hold SQLite's write lock that long. Ids: AUTOINCREMENT under our
+    write lock hands out consecutive ids, so the batch ends at the table's sequence value.
+    """
+    params = []
+    for row in rows:
+        values = list(_VALUES(row))
+        values[_TIME_AT] = _sqlite_time(row["occurred_at"])
+        if row["details"] is not None:
+            values[_DETAILS_AT] = json.dumps(row["details"])
+        params.append(tuple(values))
+    connection.exec_driver_sql(_SQLITE_INSERT, params)
+    last = connection.exec_driver_sql(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'timeline_event'"
+    ).scalar_one()
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+def _sqlite_time(value: dt.datetime) -> str:
+    # SQLAlchemy's SQLite DATETIME format, in UTC, as UTCDateTime stores it.
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_COLUMNS = [column.key for column in _TABLE.columns if column.key != "id"]
+_VALUES = operator.itemgetter(*_COLUMNS)
+_TIME_AT, _DETAILS_AT = _COLUMNS.index("occurred_at"), _COLUMNS.index("details")
+_SQLITE_INSERT = (
+    f"INSERT INTO timeline_event ({', '.join(_COLUMNS)}) "  # noqa: S608  (fixed column names)
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    # Before the ORM's own changes, so an event about a node deleted in the same flush still
+    # finds the node (the delete then sets its link to NULL).
+    flush_events(session)
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context: Any) -> None:
+    session.info.pop(_NODE_IDS, None)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    flush_events(session)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    session.info.pop(_NODE_IDS, None)
+    if session.info.pop(_PENDING, False):
+        notifier.notify()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_QUEUE, None)
+    session.info.pop(_PENDING, None)
+    session.info.pop(_NODE_IDS, None)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+# Plain rows, not ORM objects: a page is read-only, and the identity map would cost more than
+# the query (see docs/benchmarks.md).
+_ROWS = sa.select(_TABLE)
+_ROWS_AND_BOUNDS = sa.select(
+    _TABLE,
+    sa.select(sa.func.min(_TABLE.c.id)).scalar_subquery().label("bound_oldest"),
+    sa.select(sa.func.max(_TABLE.c.id)).scalar_subquery().label("bound_latest"),
+)
+
+
+def bounds(*, session: Session) -> tuple[int | None, int | None]:
+    """(oldest kept id, newest id). Two subqueries: SQLite answers a lone MIN or MAX from the
+    index, but scans the table for both in one SELECT."""
+    ev = TimelineEvent
+    oldest = sa.select(sa.func.min(ev.id)).scalar_subquery()
+    latest = sa.select(sa.func.max(ev.id)).scalar_subquery()
+    row = session.execute(sa.select(oldest, latest)).one()
+    return row[0], row[1]
+
+
+def purged_through(*, session: Session) -> int:
+    """The highest id retention has deleted: a cursor below it may have missed events."""
+    value = session.scalar(sa.select(TimelineRetention.purged_through_id))
+    return int(value or 0)
+
+
+def events_after(
+    *, session: Session, after_id: int, filters: TimelineFilter, limit: int
+) -> list[sa.Row[Any]]:
+    """The next `limit` matching events after `after_id`, oldest first (what a follower needs)."""
+    ev = TimelineEvent
+    query = _ROWS.where(ev.id > after_id, *filters.where()).order_by(ev.id).limit(limit)
+    return list(session.execute(query))
+
+
+def list_timeline(
+    *,
+    session: Session,
+    filters: TimelineFilter,
+    limit: int,
+    before_id: int | None = None,
+    after_id: int | None = None,
+) -> TimelinePage:
+    """One page, newest first. With `after_id`, the `limit` events right after it (so a poller
+    can catch up page by page), still listed newest first."""
+    if before_id is not None and after_id is not None:
+        raise refuse("after_id", "give before_id or after_id, not both")
+    ev = TimelineEvent
+    where = filters.where()
+    if after_id is not None:
+        rows = events_after(session=session, after_id=after_id, filters=filters, limit=limit)
+        rows.reverse()
+        older = rows and session.scalar(
+            sa.select(ev.id).where(ev.id < rows[-1].id, *where).order_by(ev.id.desc()).limit(1)
+        )
+        has_older = bool(older)
+    else:
+        # The bounds ride along as two more columns: one statement, not two.
+        query = _ROWS_AND_BOUNDS.where(*where)
+        if before_id is not None:
+            query = query.where(ev.id < before_id)
+        rows = list(session.execute(query.order_by(ev.id.desc()).limit(limit + 1)))
+        has_older = len(rows) > limit
+        rows = rows[:limit]
+    if rows and after_id is None:
+        oldest_id, latest_id = rows[0].bound_oldest, rows[0].bound_latest
+    else:
+        oldest_id, latest_id = bounds(session=session)
+    if rows:
+        next_after_id: int | None = rows[0].id
+    elif after_id is not None:
+        next_after_id = after_id
+    else:
+        next_after_id = latest_id if before_id is None else None
+    return TimelinePage(
+        items=[EventRead.of(row) for row in rows],
+        next_before_id=rows[-1].id if rows and has_older else None,
+        next_after_id=next_after_id,
+        oldest_id=oldest_id,
+        latest_id=latest_id,
+    )
+
+
+def node_history(
+    *,
+    session: Session,
+    name: str,
+    filters: TimelineFilter,
+    limit: int,
+    before_id: int | None = None,
+    after_id: int | None = None,
+) -> TimelinePage:
+    """A node's events; still there after the node is deleted. 404 only for a name that has
+    neither a node nor any event (most likely a typo)."""
+    ev = TimelineEvent
+    known = session.scalar(sa.select(Node.id).where(Node.name == name)) is not None
+    if not known:
+        known = session.scalar(sa.select(ev.id).where(ev.node_name == name).limit(1)) is not None
+    if not known:
+        raise NodeNotFound(name)
+    scoped = dataclasses.replace(filters, nodes=[name])
+    return list_timeline(
+        session=session, filters=scoped, limit=limit, before_id=before_id, after_id=after_id
+    )

@@ -1,0 +1,38 @@
+"""The closed sets an event's `result` and `severity` come from, and how severities rank."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Result(StrEnum):
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELED = "canceled"
+    INTERRUPTED = "interrupted"
+
+
+class Severity(StrEnum):
+    # Declared lowest first: `min_severity` keeps a severity and everything after it. `audit` (a
+    # refused request, a token made or revoked) ranks above `info` so that a reader asking for
+    # "more than routine" sees who was refused, and below `warning`, which is about the cluster.
+    DEBUG = "debug"
+    INFO = "info"
+    AUDIT = "audit"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @classmethod
+    def at_least(cls, minimum: Severity) -> list[str]:
+        order = list(cls)
+        return [s.value for s in order[order.index(minimum) :]]
+
+
+# Machine-readable: a lowercase verb for the action, CamelCase for the reason (as Kubernetes'
+# event reasons), so tools can match on them without parsing prose.
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+REASON_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+FAILED_RESULTS = frozenset({Result.FAILED, Result.INTERRUPTED})

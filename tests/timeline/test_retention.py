@@ -1,0 +1,71 @@
+"""Retention: only the oldest go, recent history is kept, and the daemon purges on its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.db import Database, utcnow
+from app.main import create_app
+from app.timeline import retention
+from app.timeline import service as timeline
+from app.timeline.filters import TimelineFilter
+from app.timeline.models import TimelineEvent
+from tests.timeline.conftest import wait_for, write_events
+
+
+def kept(db: Database, **where: object) -> list[int]:
+    query = sa.select(TimelineEvent.id).filter_by(**where).order_by(TimelineEvent.id)
+    with db.read() as session:
+        return list(session.scalars(query))
+
+
+def age(db: Database, ids: list[int], days: int) -> None:
+    with db.write() as session:
+        session.execute(
+            sa.update(TimelineEvent)
+            .where(TimelineEvent.id.in_(ids))
+            .values(occurred_at=utcnow() - dt.timedelta(days=days))
+        )
+
+
+def test_total_cap_removes_only_the_oldest_in_batches(store: Database) -> None:
+    ids = write_events(store, 50, node="n1")
+    policy = retention.Policy(keep_days=30, max_events=20, max_per_node=1000, batch=7)
+    assert retention.purge(db=store, policy=policy) == 30
+    assert kept(store) == ids[-20:]
+    with store.read() as session:
+        assert timeline.purged_through(session=session) == ids[29]
+        page = timeline.list_timeline(session=session, filters=TimelineFilter(), limit=5)
+    assert page.oldest_id == ids[30]  # where history now starts
+    assert page.latest_id == ids[-1]
+    assert retention.purge(db=store, policy=policy) == 0  # nothing more to do
+
+
+def test_per_node_cap_spares_recent_events_and_other_nodes(store: Database) -> None:
+    a_old = write_events(store, 20, node="a")
+    a_new = write_events(store, 10, node="a")
+    b_old = write_events(store, 5, node="b")
+    c_new = write_events(store, 25, node="c")
+    cluster_old = write_events(store, 30)  # no node: only the total cap applies
+    age(store, a_old + b_old + cluster_old, days=40)
+    policy = retention.Policy(keep_days=30, max_events=1000, max_per_node=12, batch=4)
+    assert retention.purge(db=store, policy=policy) == 18
+    assert kept(store, node_name="a") == a_old[-2:] + a_new  # the newest 12
+    assert kept(store, node_name="b") == b_old  # under the cap
+    assert kept(store, node_name="c") == c_new  # over the cap, but recent: all kept
+    assert kept(store, node_name=None) == cluster_old
+
+
+def test_the_daemon_purges_in_the_background(settings: Settings) -> None:
+    fast = settings.model_copy(
+        update={"timeline_max_events": 1000, "timeline_purge_interval_s": 0.1}
+    )
+    with TestClient(create_app(fast)) as client:
+        db: Database = client.app.state.db  # type: ignore[attr-defined]
+        ids = write_events(db, 1200)
+        wait_for(lambda: len(kept(db)) == 1000, 20, "the background purge")
+        assert kept(db) == ids[-1000:]
