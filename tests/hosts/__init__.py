@@ -1,0 +1,1 @@
+"""Real SSH test hosts on loopback and the simulated control plane they join (never shipped)."""
