@@ -1,0 +1,260 @@
+"""Jobs over HTTP: the original clusterm's routes (with real status codes), logs, follow, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.auth.deps import AdminDep, OperatorDep, ViewerDep
+from app.deps import DbDep
+from app.errors import NotFound
+from app.jobs import service
+from app.jobs.logbuffer import LogSlice
+from app.jobs.models import ACTIVE_STATUSES, Kind
+from app.jobs.schemas import (
+    CommissionRequest,
+    DecommissionRequest,
+    DiscoverRequest,
+    GlobalsBody,
+    GlobalsRead,
+    JobRead,
+    UpdateRequest,
+    to_addresses,
+)
+from app.jobs.views import job_view, log_text, render_line
+from app.jobs.worker import JobManager, JobRun
+
+router = APIRouter(tags=["jobs"])
+
+STREAM_BATCH = 1000  # lines per read while streaming a backlog
+STREAM_POLL_S = 0.1
+MAX_ID = 2**63 - 1  # what a database integer holds; a larger id is a 422, not a driver error
+
+
+def get_manager(request: Request) -> JobManager:
+    manager: JobManager = request.app.state.jobs
+    return manager
+
+
+ManagerDep = Annotated[JobManager, Depends(get_manager)]
+
+
+def _accepted(response: Response, job: Any) -> JobRead:
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobRead.model_validate(job)
+
+
+@router.post("/commission/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def commission_nodes(
+    body: CommissionRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+) -> JobRead:
+    job = jobs.submit(
+        kind=Kind.COMMISSION,
+        names=body.nodes,
+        host_group=body.host_group,
+        extra_vars=body.extra_vars,
+        actor=who.name,
+    )
+    return _accepted(response, job)
+
+
+@router.post("/decommission/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def decommission_nodes(
+    body: DecommissionRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+) -> JobRead:
+    job = jobs.submit(
+        kind=Kind.DECOMMISSION,
+        names=body.nodes,
+        host_group=None,
+        extra_vars=body.extra_vars,
+        actor=who.name,
+    )
+    return _accepted(response, job)
+
+
+@router.post("/update/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def update_nodes(
+    body: UpdateRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+) -> JobRead:
+    job = jobs.submit(
+        kind=Kind.UPDATE,
+        names=body.nodes,
+        host_group=body.host_group,
+        extra_vars=body.extra_vars,
+        actor=who.name,
+    )
+    return _accepted(response, job)
+
+
+@router.post("/discover/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+def discover_nodes(
+    body: DiscoverRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+) -> JobRead:
+    addresses = to_addresses(body.addrs, body.ssh_user)
+    job = jobs.submit(
+        kind=Kind.DISCOVER,
+        names=[a.host for a in addresses],
+        host_group=None,
+        extra_vars=body.extra_vars,
+        actor=who.name,
+        addresses=addresses,
+    )
+    return _accepted(response, job)
+
+
+def _pick(jobs: JobManager, which: str) -> JobRun:
+    run = jobs.active if which == "active" else jobs.last
+    if run is None:
+        if which == "active":
+            raise NotFound("no job is active; the last one is at GET /info/job/last")
+        raise NotFound("no job has finished yet; start one with POST /commission/nodes")
+    return run
+
+
+def _wants_text(fmt: str | None, accept: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "text"
+    first = (accept or "").split(",")[0].split(";")[0].strip().lower()
+    return first == "text/plain"
+
+
+@router.get("/info/job/{which}", summary="The active or the last job, with its log")
+def get_job_log(
+    which: Literal["active", "last"],
+    jobs: ManagerDep,
+    _: ViewerDep,
+    since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
+    tail: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the last N lines")] = None,
+    format: Annotated[Literal["json", "text"] | None, Query()] = None,
+    color: Annotated[bool, Query(description="false strips ANSI colour codes")] = True,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    run = _pick(jobs, which)
+    text = _wants_text(format, accept)
+    # The status is read before the log: a job turns finished only after its log is complete,
+    # so a reader never sees "finished" with lines missing.
+    view = job_view(run.row)
+    whole = view["status"] not in ACTIVE_STATUSES and since == 0 and tail is None
+    key = ("text" if text else "json", color)
+    body = run.bodies.get(key) if whole else None
+    if body is None:
+        piece = run.log.read(since=since, tail=tail)
+        body = _render(view, piece, text=text, color=color)
+        if whole:
+            run.bodies[key] = body
+    headers = {
+        "X-Clusterm-Job-Id": str(run.row.id),
+        "X-Clusterm-Job-Status": view["status"],
+        "X-Clusterm-Next-Line": str(run.log.next_line if whole else piece.next_line),
+    }
+    media = "text/plain; charset=utf-8" if text else "application/json"
+    return Response(body, media_type=media, headers=headers)
+
+
+def _render(view: dict[str, Any], piece: LogSlice, *, text: bool, color: bool) -> bytes:
+    if text:
+        return log_text(piece, color=color).encode("utf-8")
+    view.update(
+        logs=piece.lines if color else [render_line(line, False) for line in piece.lines],
+        first_line=piece.first_line,
+        next_line=piece.next_line,
+        dropped_lines=piece.dropped_lines,
+        dropped_bytes=piece.dropped_bytes,
+        gap=None if piece.gap is None else vars(piece.gap),
+        complete=piece.complete,
+    )
+    return json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@router.get("/info/job/active/stream", summary="Follow the active job (Server-Sent Events)")
+async def stream_job_log(
+    request: Request,
+    jobs: ManagerDep,
+    _: ViewerDep,
+    since: Annotated[int, Query(ge=0)] = 0,
+    color: Annotated[bool, Query()] = True,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    run = _pick(jobs, "active")
+    cursor = since
+    if last_event_id and last_event_id.isdigit():
+        cursor = max(cursor, int(last_event_id))
+    return EventSourceResponse(_events(run, cursor, color), ping=15)
+
+
+async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[ServerSentEvent]:
+    """The backlog after `cursor`, then lines as they come, then one `status` event."""
+    while True:
+        finished = run.row.status not in ACTIVE_STATUSES
+        piece = run.log.read(since=cursor, limit=STREAM_BATCH)
+        for number, line in piece.numbered():
+            if number is None:
+                assert piece.gap is not None
+                last_dropped = piece.gap.after_line + piece.gap.lines
+                yield ServerSentEvent(data=line, event="gap", id=str(last_dropped))
+            else:
+                yield ServerSentEvent(data=render_line(line, color), event="line", id=str(number))
+        cursor = piece.next_line - 1
+        if piece.complete and finished:
+            yield ServerSentEvent(data=json.dumps(job_view(run.row)), event="status")
+            return
+        if len(piece.lines) < STREAM_BATCH:
+            await asyncio.sleep(STREAM_POLL_S)
+
+
+@router.post("/info/job/active/cancel", response_model=JobRead, summary="Cancel the active job")
+def cancel_job(jobs: ManagerDep, who: OperatorDep) -> JobRead:
+    run = jobs.cancel(actor=who.name)
+    return JobRead.model_validate(run.row)
+
+
+def _current(row: Any, jobs: JobManager) -> JobRead:
+    # The active job as the daemon holds it: its row in the database turns finished a moment
+    # before the daemon moves it to "last", and a reader must never see it finished here yet
+    # not at GET /info/job/last.
+    active = jobs.active
+    if active is not None and active.row.id == row.id:
+        row = active.row
+    return JobRead.model_validate(row)
+
+
+@router.get("/jobs", response_model=list[JobRead], summary="Jobs, newest first")
+def list_jobs(
+    db: DbDep,
+    jobs: ManagerDep,
+    _: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only jobs older than this")
+    ] = None,
+) -> list[JobRead]:
+    with db.read() as session:
+        rows = service.list_jobs(session=session, limit=limit, before_id=before_id)
+        return [_current(r, jobs) for r in rows]
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead)
+def get_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, jobs: ManagerDep, _: ViewerDep
+) -> JobRead:
+    with db.read() as session:
+        return _current(service.get_job(session=session, job_id=job_id), jobs)
+
+
+@router.get("/globals", response_model=GlobalsRead, summary="Global extra vars of every job")
+def get_globals(db: DbDep, _: AdminDep) -> GlobalsRead:
+    with db.read() as session:
+        return GlobalsRead.model_validate(service.get_globals(session=session))
+
+
+@router.put("/globals", response_model=GlobalsRead)
+@router.post("/globals", response_model=GlobalsRead, include_in_schema=False)  # the original's verb
+def set_globals(body: GlobalsBody, db: DbDep, who: AdminDep) -> GlobalsRead:
+    with db.write() as session:
+        row = service.set_globals(session=session, extra_vars=body.extra_vars, actor=who.name)
+    return GlobalsRead.model_validate(row)

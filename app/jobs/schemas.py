@@ -1,0 +1,131 @@
+"""Jobs on the wire: the requests (validated before any job exists) and the replies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+from app.jobs.inventory import Address
+from app.nodes.schemas import Address as NodeAddress
+from app.nodes.schemas import HostGroup, NodeName, SshUser, Vars
+
+MAX_NODES = 1000
+
+
+def _json_object(value: Any) -> Any:
+    # The original clusterm took extra_vars as a JSON *string*; scripts still send one.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a JSON object; this string is not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+ExtraVars = Annotated[Vars, BeforeValidator(_json_object)]
+_address = TypeAdapter(NodeAddress)
+
+
+def split_target(value: str) -> tuple[str, int]:
+    """`host`, `host:port` or `[v6]:port` -> (host, port)."""
+    host, port = value, 22
+    if value.startswith("["):
+        inner, _, rest = value[1:].partition("]")
+        host = inner
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError("write an IPv6 address with a port as [ADDRESS]:PORT")
+            port = int(rest[1:])
+    elif value.count(":") == 1:
+        host, _, text = value.partition(":")
+        if not text.isdigit():
+            raise ValueError(f"port {text!r} is not a number")
+        port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    try:
+        _address.validate_python(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is neither an IP address nor a valid DNS name") from None
+    return host, port
+
+
+def _check_target(value: str) -> str:
+    split_target(value)
+    return value
+
+
+def to_addresses(targets: list[str], user: str) -> list[Address]:
+    out = []
+    for target in targets:
+        host, port = split_target(target)
+        out.append(Address(host=host, port=port, user=user))
+    return out
+
+
+NodeList = Annotated[list[NodeName], Field(min_length=1, max_length=MAX_NODES)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CommissionRequest(_Input):
+    nodes: NodeList
+    host_group: HostGroup | None = None
+    extra_vars: ExtraVars = Field(default_factory=dict)
+
+
+class DecommissionRequest(_Input):
+    nodes: NodeList
+    extra_vars: ExtraVars = Field(default_factory=dict)
+
+
+class UpdateRequest(_Input):
+    nodes: NodeList
+    host_group: HostGroup | None = None
+    extra_vars: ExtraVars = Field(default_factory=dict)
+
+
+class DiscoverRequest(_Input):
+    addrs: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=260), AfterValidator(_check_target)]],
+        Field(min_length=1, max_length=MAX_NODES, description="ADDRESS or ADDRESS:PORT"),
+    ]
+    ssh_user: SshUser = "root"
+    extra_vars: ExtraVars = Field(default_factory=dict)
+
+
+class GlobalsBody(_Input):
+    extra_vars: ExtraVars
+
+
+class GlobalsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    extra_vars: dict[str, Any]
+    updated_by: str | None
+    updated_at: dt.datetime
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    desc: str
+    nodes: list[str]
+    host_group: str | None
+    actor: str
+    status: str
+    rc: int | None
+    error: str | None
+    hosts: dict[str, dict[str, int]]
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None

@@ -1,0 +1,355 @@
+"""Jobs as stored: accept a request (every check happens before a job exists), start, finish,
+settle the nodes, recover after a crash, list; and the global extra vars.
+
+A job's nodes move through the state machine twice: the *_start event when the job is accepted
+(in the same transaction as the job row, so a refused request changes nothing), and the
+*_succeed or *_fail event when it ends, chosen per host from that host's own result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
+from app.jobs.models import ACTIVE_STATUSES, Job, JobGlobals, Kind, Status
+from app.nodes import service as nodes
+from app.nodes.lifecycle import Event, State
+from app.nodes.models import Node
+from app.timeline import service as timeline
+
+# kind -> (start, succeed, fail) events; discover has no nodes to move.
+EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
+    Kind.COMMISSION: (Event.COMMISSION_START, Event.COMMISSION_SUCCEED, Event.COMMISSION_FAIL),
+    Kind.DECOMMISSION: (
+        Event.DECOMMISSION_START,
+        Event.DECOMMISSION_SUCCEED,
+        Event.DECOMMISSION_FAIL,
+    ),
+    Kind.UPDATE: (Event.UPDATE_START, Event.UPDATE_SUCCEED, Event.UPDATE_FAIL),
+}
+# Masters that are part of the cluster: a worker can join through them.
+CLUSTER_STATES = (State.COMMISSIONED.value, State.MAINTENANCE.value, State.UPDATING.value)
+_RESULT = {
+    Status.SUCCESSFUL: "succeeded",
+    Status.FAILED: "failed",
+    Status.TIMEOUT: "failed",
+    Status.CANCELED: "canceled",
+    Status.INTERRUPTED: "interrupted",
+}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the worker needs to build the inventory, read in the job's start transaction."""
+
+    nodes: list[Node]
+    cluster_masters: list[Node]
+
+
+def describe(kind: Kind, names: Sequence[str], host_group: str | None) -> str:
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    what = "addresses" if kind == Kind.DISCOVER else "nodes"
+    group = f" as {host_group}" if host_group else ""
+    return f"{kind.value} {what} {shown}{group}"
+
+
+def active_job(*, session: Session) -> Job | None:
+    return session.scalar(sa.select(Job).where(Job.active_slot == 1))
+
+
+def accept_job(
+    *,
+    session: Session,
+    kind: Kind,
+    names: Sequence[str],
+    host_group: str | None,
+    actor: str,
+) -> Job:
+    """Check everything, move the nodes to their *_start state and create the job (queued)."""
+    active = active_job(session=session)
+    if active is not None:
+        raise JobActive(job_id=active.id, kind=active.kind)
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            what = "address" if kind == Kind.DISCOVER else "node"
+            raise Invalid(f"{what} {name!r} is given twice (at [{index}]); give each once")
+        seen.add(name)
+    if kind != Kind.DISCOVER:
+        _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
+    job = Job(
+        kind=kind.value,
+        desc=describe(kind, names, host_group),
+        nodes=list(names),
+        host_group=host_group,
+        actor=actor,
+        status=Status.QUEUED.value,
+        hosts={},
+        active_slot=1,
+        created_at=utcnow(),
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another process took the active slot between our check and our insert.
+        raise Conflict("another job was accepted meanwhile; one job runs at a time") from None
+    timeline.record_event(
+        session=session,
+        action=kind.value,
+        reason="JobAccepted",
+        result="started",
+        actor=actor,
+        job_id=job.id,
+        note=job.desc,
+    )
+    return job
+
+
+def _start_nodes(
+    *, session: Session, kind: Kind, names: Sequence[str], host_group: str | None
+) -> None:
+    rows = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(names)))}
+    for name in names:
+        if name not in rows:
+            raise NodeNotFound(name)
+    targets = [rows[name] for name in names]
+    if host_group is not None:
+        for node in targets:
+            if node.host_group == host_group:
+                continue
+            if kind != Kind.COMMISSION:
+                raise Conflict(
+                    f"node {node.name!r} is a {node.host_group}: a {kind.value} cannot move it to "
+                    f"{host_group}; decommission it, then commission it with host_group "
+                    f"{host_group}",
+                    node=node.name,
+                )
+    start = EVENTS[kind][0]
+    for node in targets:
+        nodes.apply_event(session=session, node=node, event=start)
+        if kind == Kind.COMMISSION and host_group is not None:
+            node.host_group = host_group
+    if kind == Kind.COMMISSION and any(n.host_group == "worker" for n in targets):
+        has_master = any(n.host_group == "master" for n in targets) or _cluster_masters(
+            session=session, exclude=names
+        )
+        if not has_master:
+            worker = next(n.name for n in targets if n.host_group == "worker")
+            raise Conflict(
+                f"node {worker!r} is a worker, and no master is commissioned or in this job: "
+                "commission a master first, or in the same request",
+                node=worker,
+            )
+
+
+def _cluster_masters(*, session: Session, exclude: Sequence[str] = ()) -> list[Node]:
+    query = (
+        sa.select(Node)
+        .where(Node.host_group == "master", Node.state.in_(CLUSTER_STATES))
+        .order_by(Node.name)
+    )
+    return [n for n in session.scalars(query) if n.name not in exclude]
+
+
+def start_job(*, session: Session, job_id: int) -> tuple[Job, Targets]:
+    job = get_job(session=session, job_id=job_id)
+    job.status = Status.RUNNING.value
+    job.started_at = utcnow()
+    targets: list[Node] = []
+    masters: list[Node] = []
+    if job.kind != Kind.DISCOVER:
+        rows = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(job.nodes)))}
+        targets = [rows[name] for name in job.nodes if name in rows]
+        masters = _cluster_masters(session=session, exclude=job.nodes)
+    timeline.record_event(
+        session=session, action=job.kind, reason="JobStarted", result="started", job_id=job.id
+    )
+    return job, Targets(nodes=targets, cluster_masters=masters)
+
+
+def host_succeeded(hosts: dict[str, dict[str, int]], name: str, *, status: Status) -> bool:
+    """A host succeeded when it neither failed nor was unreachable; one Ansible never reached
+    counts as succeeded only when the whole run did (it had nothing to do)."""
+    if status in (Status.CANCELED, Status.TIMEOUT, Status.INTERRUPTED):
+        return False
+    counts = hosts.get(name)
+    if counts is None:
+        return status == Status.SUCCESSFUL
+    return counts.get("failed", 0) == 0 and counts.get("unreachable", 0) == 0
+
+
+def finish_job(
+    *,
+    session: Session,
+    job_id: int,
+    status: Status,
+    rc: int | None,
+    hosts: dict[str, dict[str, int]],
+    error: str | None,
+) -> Job:
+    """Record the end of a job and move each of its nodes by its own host's result."""
+    job = get_job(session=session, job_id=job_id)
+    job.status = status.value
+    job.rc = rc
+    job.hosts = hosts
+    job.error = error
+    job.finished_at = utcnow()
+    job.active_slot = None
+    duration_ms = None
+    if job.started_at is not None:
+        duration_ms = int((job.finished_at - job.started_at).total_seconds() * 1000)
+    if job.kind != Kind.DISCOVER:
+        _settle_nodes(session=session, job=job, status=status)
+    else:
+        for host, counts in hosts.items():
+            ok = host_succeeded(hosts, host, status=status)
+            timeline.record_event(
+                session=session,
+                action="discover",
+                reason="HostReachable" if ok else "HostUnreachable",
+                result="succeeded" if ok else "failed",
+                severity="info" if ok else "warning",
+                job_id=job.id,
+                note=host,
+                details=counts,
+            )
+    timeline.record_event(
+        session=session,
+        action=job.kind,
+        reason=f"Job{status.value.capitalize()}",
+        result=_RESULT[status],
+        severity="info" if status == Status.SUCCESSFUL else "warning",
+        job_id=job.id,
+        duration_ms=duration_ms,
+        note=error,
+        details={"rc": rc, "status": status.value},
+    )
+    return job
+
+
+def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
+    _, succeed, fail = EVENTS[Kind(job.kind)]
+    rows = session.scalars(sa.select(Node).where(Node.name.in_(job.nodes)))
+    for node in rows:
+        ok = host_succeeded(job.hosts, node.name, status=status)
+        try:
+            from_state, to_state = nodes.apply_event(
+                session=session, node=node, event=succeed if ok else fail
+            )
+        except Conflict:
+            # Someone moved the node meanwhile (it cannot happen through the API while the job
+            # holds it, but a restart may find it anywhere): leave it where it is.
+            continue
+        timeline.record_event(
+            session=session,
+            action=job.kind,
+            reason="HostSucceeded" if ok else "HostFailed",
+            result="succeeded" if ok else _RESULT[status],
+            severity="info" if ok else "warning",
+            node=node,
+            from_state=from_state,
+            to_state=to_state,
+            job_id=job.id,
+            details=job.hosts.get(node.name),
+        )
+
+
+def interrupt_unfinished(*, session: Session) -> list[Job]:
+    """Mark every job left queued or running by a daemon that died as interrupted."""
+    unfinished = list(
+        session.scalars(
+            sa.select(Job)
+            .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .order_by(Job.id)
+        )
+    )
+    for job in unfinished:
+        finish_job(
+            session=session,
+            job_id=job.id,
+            status=Status.INTERRUPTED,
+            rc=None,
+            hosts=job.hosts,
+            error="clusterm stopped while this job was running (a crash, a kill or a reboot); "
+            "its nodes were marked failed: check them, then run the job again",
+        )
+    return unfinished
+
+
+def get_job(*, session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}; list the jobs with GET /jobs", job_id=job_id)
+    return job
+
+
+def list_jobs(*, session: Session, limit: int, before_id: int | None = None) -> list[Job]:
+    query = sa.select(Job).order_by(Job.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Job.id < before_id)
+    return list(session.scalars(query))
+
+
+def last_finished_job(*, session: Session) -> Job | None:
+    return session.scalar(
+        sa.select(Job).where(Job.active_slot.is_(None)).order_by(Job.id.desc()).limit(1)
+    )
+
+
+# --- global extra vars ---------------------------------------------------------------------------
+
+
+def get_globals(*, session: Session) -> JobGlobals:
+    row = session.get(JobGlobals, 1)
+    return row or JobGlobals(id=1, extra_vars={}, updated_by=None, updated_at=utcnow())
+
+
+def set_globals(*, session: Session, extra_vars: dict[str, Any], actor: str) -> JobGlobals:
+    row = session.get(JobGlobals, 1)
+    if row is None:
+        row = JobGlobals(id=1)
+        session.add(row)
+    before = set(row.extra_vars or {})
+    row.extra_vars = extra_vars
+    row.updated_by = actor
+    row.updated_at = utcnow()
+    # Keys only: values may be secrets.
+    timeline.record_event(
+        session=session,
+        action="globals.set",
+        reason="GlobalsChanged",
+        result="succeeded",
+        severity="audit",
+        actor=actor,
+        details={
+            "added": sorted(set(extra_vars) - before),
+            "removed": sorted(before - set(extra_vars)),
+            "keys": sorted(extra_vars),
+        },
+    )
+    return row
+
+
+def merge_extra_vars(
+    *,
+    settings_vars: dict[str, Any],
+    global_vars: dict[str, Any],
+    request_vars: dict[str, Any],
+    job: Job,
+) -> dict[str, Any]:
+    """settings < globals < request; clusterm's own two on top, so a playbook can trust them."""
+    return {
+        **settings_vars,
+        **global_vars,
+        **request_vars,
+        "clusterm_job_id": job.id,
+        "clusterm_job_kind": job.kind,
+    }

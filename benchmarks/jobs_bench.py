@@ -1,0 +1,530 @@
+"""Jobs benchmarks (issue 4): run with `.venv/bin/python benchmarks/jobs_bench.py`.
+
+Starts a real `clusterm serve` on loopback with its own data dir, runs real jobs through it
+(ansible-runner, local connection) and writes the figures to docs/benchmarks.md under "## Jobs",
+each with its target and its ratio to a baseline measured in the same run:
+
+1. overhead: one playbook (20 hosts x 20 tasks) through clusterm vs plain ansible-playbook;
+2. reading a finished 5 MB / 20,000-line log (JSON, text) and `since=` with 100 new lines,
+   against the same server's /healthz;
+3. the event handler's cost per event, against a handler that does nothing;
+4. p99 of 20 clients polling `since=` while a job prints 1,000 lines/s, against the same polls
+   with no job;
+5. the daemon's peak RSS while a job prints 500 MB (`--big-mb`), against its RSS at rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.jobs.logbuffer import LogBuffer  # noqa: E402
+from app.jobs.runner import event_handler  # noqa: E402
+
+PLAYBOOKS = REPO / "tests" / "jobs" / "playbooks"
+DOC = REPO / "docs" / "benchmarks.md"
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, work: Path, playbook_dir: Path) -> None:
+        self.data_dir = work / "data"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "CLUSTERM_PLAYBOOK_DIR": str(playbook_dir),
+            "CLUSTERM_LOG_LEVEL": "warning",
+            # The drift watch would run its own playbook now and then: not what is measured.
+            "CLUSTERM_DRIFT_INTERVAL_S": "0",
+        }
+        env.pop("CLUSTERM_DATABASE_URL", None)
+        cmd = [PY, "-c", "from app.cli import main; main()", "serve", "--port", str(self.port)]
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter
+            [*cmd, "--data-dir", str(self.data_dir)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "daemon.log", "wb"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the daemon did not start; see daemon.log")
+            time.sleep(0.1)
+        token = (self.data_dir / "admin.token").read_text().strip()
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+
+    def rss_kb(self, field: str = "VmRSS") -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def job(self, nodes: list[str], extra_vars: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        start = time.perf_counter()
+        response = self.http.post(
+            "/commission/nodes", json={"nodes": nodes, "extra_vars": extra_vars}
+        )
+        response.raise_for_status()
+        job_id = response.json()["id"]
+        while True:
+            job = self.http.get(f"/jobs/{job_id}").json()
+            if job["status"] not in ("queued", "running"):
+                return job, time.perf_counter() - start
+            time.sleep(0.02)
+
+    def decommission(self, nodes: list[str]) -> None:
+        response = self.http.post("/decommission/nodes", json={"nodes": nodes})
+        response.raise_for_status()
+        job_id = response.json()["id"]
+        while self.http.get(f"/jobs/{job_id}").json()["status"] in ("queued", "running"):
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def local_vars() -> dict[str, Any]:
+    return {"ansible_connection": "local", "ansible_python_interpreter": PY}
+
+
+def timed(fn: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- 1. overhead ------------------------------------------------------------------------------
+
+
+def prepare_overhead(work: Path, daemon: Daemon) -> None:
+    """The playbook, its inventory for plain ansible-playbook, and the same hosts as nodes."""
+    hosts = [f"h{i:02d}" for i in range(20)]
+    tasks = [
+        {
+            "name": f"task {t}",
+            "ansible.builtin.debug": {"msg": f"task {t} {{{{ inventory_hostname }}}}"},
+        }
+        for t in range(20)
+    ]
+    playbook = [{"name": "bench", "hosts": "targets", "gather_facts": False, "tasks": tasks}]
+    (work / "pb" / "overhead.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+    inventory = {
+        "all": {
+            "hosts": {h: local_vars() for h in hosts},
+            "children": {"targets": {"hosts": dict.fromkeys(hosts)}, "masters": {"hosts": {}}},
+        }
+    }
+    (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    body = [
+        {"name": h, "address": "127.0.0.1", "host_group": "master", "vars": local_vars()}
+        for h in hosts
+    ]
+    daemon.http.post("/nodes", json=body).raise_for_status()
+
+
+# --- 2. reading a finished log ----------------------------------------------------------------
+
+
+def bench_reads(daemon: Daemon) -> dict[str, float]:
+    line = "y" * 240
+    job, _ = daemon.job(["m1"], {"emit_bytes": 5_000_000, "emit_line": line})
+    assert job["status"] == "successful", job
+    http = daemon.http
+    last = http.get("/info/job/last").json()
+    lines = last["next_line"] - 1
+    size = sum(len(x.encode()) + 1 for x in last["logs"])
+    since = lines - 100
+    n = 60
+    for _ in range(5):  # warm up
+        http.get("/info/job/last")
+    base = timed(lambda: http.get("/healthz"), n)
+    as_json = timed(lambda: http.get("/info/job/last").content, n)
+    as_text = timed(lambda: http.get("/info/job/last", params={"format": "text"}).content, n)
+    new100 = timed(lambda: http.get("/info/job/last", params={"since": since}).content, n)
+    assert len(http.get("/info/job/last", params={"since": since}).json()["logs"]) == 100
+    return {
+        "lines": lines,
+        "mb": size / 1e6,
+        "base_ms": statistics.median(base),
+        "json_ms": statistics.median(as_json),
+        "text_ms": statistics.median(as_text),
+        "since_ms": statistics.median(new100),
+    }
+
+
+# --- 3. event handling ------------------------------------------------------------------------
+
+
+def bench_events() -> dict[str, float]:
+    # As in a job: the default cap, and the spool file written on every event.
+    buf = LogBuffer(cap_bytes=8 * 1024 * 1024, spool_dir=Path(tempfile.mkdtemp()) / "log")
+    stats: dict[str, dict[str, int]] = {}
+    handler = event_handler(buf.append_text, stats)
+    events = [
+        {
+            "event": "runner_on_ok",
+            "uuid": str(i),
+            "counter": i,
+            "stdout": f"\x1b[0;32mok: [host{i % 20:02d}] => {{\x1b[0m\r\n"
+            f'\x1b[0;32m    "msg": "task {i}"\x1b[0m\r\n\x1b[0;32m}}\x1b[0m',
+            "event_data": {"host": f"host{i % 20:02d}", "task": f"task {i}"},
+        }
+        for i in range(200_000)
+    ]
+
+    def noop(event: dict[str, Any]) -> bool:
+        return False
+
+    start = time.perf_counter()
+    for event in events:
+        noop(event)
+    base = (time.perf_counter() - start) / len(events) * 1e6
+    start = time.perf_counter()
+    for event in events:
+        handler(event)
+    per = (time.perf_counter() - start) / len(events) * 1e6
+    return {"base_us": base, "event_us": per}
+
+
+# --- 4. polling while a job prints ------------------------------------------------------------
+
+
+def poll_latencies(daemon: Daemon, seconds: float, clients: int = 20) -> list[float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client() -> None:
+        with httpx.Client(base_url=daemon.url, headers=daemon.http.headers, timeout=30) as http:
+            cursor = 0
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                response = http.get("/info/job/active", params={"since": cursor})
+                took = (time.perf_counter() - start) * 1000
+                if response.status_code == 200:
+                    cursor = response.json()["next_line"] - 1
+                else:
+                    response = http.get("/info/job/last", params={"since": cursor})
+                with lock:
+                    latencies.append(took)
+                time.sleep(0.1)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def bench_polling(daemon: Daemon, seconds: float) -> dict[str, float]:
+    daemon.decommission(["m1"])
+    idle = poll_latencies(daemon, seconds / 2)
+    response = daemon.http.post(
+        "/commission/nodes",
+        json={
+            "nodes": ["m1"],
+            "extra_vars": {"emit_bytes": int(seconds * 1000 * 110), "emit_rate": 1000},
+        },
+    )
+    response.raise_for_status()
+    deadline = time.monotonic() + 120
+    while "EMIT BEGIN" not in daemon.http.get("/info/job/active", params={"format": "text"}).text:
+        if time.monotonic() > deadline:
+            raise SystemExit("the paced job never started printing")
+        time.sleep(0.05)
+    busy = poll_latencies(daemon, seconds)
+    job_id = response.json()["id"]
+    while daemon.http.get(f"/jobs/{job_id}").json()["status"] in ("queued", "running"):
+        time.sleep(0.1)
+    return {"idle_p99_ms": pct(idle, 0.99), "p99_ms": pct(busy, 0.99), "polls": len(busy)}
+
+
+# --- 5. memory while a job prints a lot -------------------------------------------------------
+
+
+def bench_memory(daemon: Daemon, megabytes: int) -> dict[str, float]:
+    daemon.decommission(["m1"])
+    rest = daemon.rss_kb()
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, daemon.rss_kb())
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    job, seconds = daemon.job(["m1"], {"emit_bytes": megabytes * 1_000_000})
+    done.set()
+    sampler.join()
+    assert job["status"] == "successful", job
+    kept = daemon.http.get("/info/job/last").json()
+    return {
+        "rest_mb": rest / 1024,
+        "peak_mb": max(peak, daemon.rss_kb("VmHWM")) / 1024,
+        "seconds": seconds,
+        "mb": megabytes,
+        "dropped_mb": kept["dropped_bytes"] / 1e6,
+    }
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
+    load = os.getloadavg()[0]
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem} GiB, "
+        f"Python {platform.python_version()}, load average {load:.1f} at the start"
+    )
+
+
+def row(what: str, figure: str, target: str, baseline: str, ratio: float, ok: bool) -> str:
+    verdict = "met" if ok else "MISSED"
+    return f"| {what} | {figure} | {target} | {baseline} | {ratio:.2f}x | {verdict} |"
+
+
+def report(results: dict[str, dict[str, float]], command: str, started: str) -> str:
+    rows = []
+    if "overhead" in results:
+        o = results["overhead"]
+        ratio = o["clusterm_s"] / o["plain_s"]
+        rows.append(
+            row(
+                "20 hosts x 20 tasks through clusterm (POST to finished)",
+                f"{o['clusterm_s']:.2f} s",
+                "<= 1.05x plain",
+                f"ansible-playbook {o['plain_s']:.2f} s",
+                ratio,
+                ratio <= 1.05,
+            )
+        )
+    if "reads" in results:
+        r = results["reads"]
+        base = f"/healthz {r['base_ms']:.2f} ms"
+        what = f"GET /info/job/last, {r['mb']:.1f} MB / {r['lines']:.0f} lines"
+        rows += [
+            row(
+                f"{what}, JSON (p50)",
+                f"{r['json_ms']:.1f} ms",
+                "<= 30 ms",
+                base,
+                r["json_ms"] / r["base_ms"],
+                r["json_ms"] <= 30,
+            ),
+            row(
+                f"{what}, ?format=text (p50)",
+                f"{r['text_ms']:.1f} ms",
+                "<= 15 ms",
+                base,
+                r["text_ms"] / r["base_ms"],
+                r["text_ms"] <= 15,
+            ),
+            row(
+                f"{what}, ?since= returning 100 lines (p50)",
+                f"{r['since_ms']:.2f} ms",
+                "<= 3 ms",
+                base,
+                r["since_ms"] / r["base_ms"],
+                r["since_ms"] <= 3,
+            ),
+        ]
+    if "events" in results:
+        e = results["events"]
+        rows.append(
+            row(
+                "event handler (log buffer + spool file), per event",
+                f"{e['event_us']:.2f} us",
+                "<= 20 us",
+                f"no-op handler {e['base_us']:.2f} us",
+                e["event_us"] / e["base_us"],
+                e["event_us"] <= 20,
+            )
+        )
+    if "polling" in results:
+        p = results["polling"]
+        rows.append(
+            row(
+                f"20 clients polling ?since= while a job prints 1,000 lines/s "
+                f"(p99, {p['polls']:.0f} polls)",
+                f"{p['p99_ms']:.1f} ms",
+                "<= 50 ms",
+                f"same polls, no job: {p['idle_p99_ms']:.1f} ms",
+                p["p99_ms"] / p["idle_p99_ms"],
+                p["p99_ms"] <= 50,
+            )
+        )
+    if "memory" in results:
+        m = results["memory"]
+        rows.append(
+            row(
+                f"daemon peak RSS while a job prints {m['mb']:.0f} MB ({m['seconds']:.0f} s)",
+                f"{m['peak_mb']:.0f} MB",
+                "<= 250 MB",
+                f"at rest {m['rest_mb']:.0f} MB",
+                m["peak_mb"] / m["rest_mb"],
+                m["peak_mb"] <= 250,
+            )
+        )
+    lines = [
+        "## Jobs",
+        "",
+        f"- Date: {started}",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}`",
+        "",
+        "| What | Figure | Target | Baseline (same run) | Ratio | |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(section: str) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    start = text.find("## Jobs\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="overhead runs (median)")
+    parser.add_argument("--poll-seconds", type=float, default=20)
+    parser.add_argument("--big-mb", type=int, default=500, help="0 skips the memory benchmark")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update the doc")
+    args = parser.parse_args()
+    command = "python benchmarks/jobs_bench.py " + " ".join(sys.argv[1:])
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
+    pb = work / "pb"
+    shutil.copytree(PLAYBOOKS, pb)
+    shutil.copy(pb / "job.yml", pb / "commission.yml")
+    shutil.copy(pb / "job.yml", pb / "decommission.yml")
+    results: dict[str, dict[str, float]] = {}
+
+    def done(name: str, figures: dict[str, float]) -> None:
+        results[name] = figures
+        print(name, figures, flush=True)
+        if not args.no_write:  # after each phase: a long run that dies still leaves figures
+            write_doc(report(results, command, started))
+
+    done("events", bench_events())
+    daemon = Daemon(work, pb)
+    try:
+        # The overhead run uses its own playbook: commission.yml is swapped for it meanwhile.
+        shutil.copy(pb / "job.yml", pb / "job.keep")
+        prepare_overhead(work, daemon)
+        shutil.copy(pb / "overhead.yml", pb / "commission.yml")
+        shutil.copy(pb / "overhead.yml", pb / "decommission.yml")
+        done("overhead", bench_overhead_runs(work, daemon, args.runs))
+        shutil.copy(pb / "job.keep", pb / "commission.yml")
+        shutil.copy(pb / "job.keep", pb / "decommission.yml")
+        daemon.http.post(
+            "/nodes",
+            json={
+                "name": "m1",
+                "address": "127.0.0.1",
+                "host_group": "master",
+                "vars": local_vars(),
+            },
+        ).raise_for_status()
+        done("reads", bench_reads(daemon))
+        done("polling", bench_polling(daemon, args.poll_seconds))
+        if args.big_mb:
+            done("memory", bench_memory(daemon, args.big_mb))
+    finally:
+        daemon.stop()
+    print(report(results, command, started))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_overhead_runs(work: Path, daemon: Daemon, runs: int) -> dict[str, float]:
+    hosts = [f"h{i:02d}" for i in range(20)]
+    inv = work / "inventory.yml"
+    env = {**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"}
+    plain, through = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with open(work / "plain.out", "wb") as out:
+            subprocess.run(  # noqa: S603 - the venv's ansible-playbook
+                [
+                    str(Path(PY).parent / "ansible-playbook"),
+                    "-i",
+                    str(inv),
+                    str(work / "pb" / "overhead.yml"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                check=True,
+            )
+        plain.append(time.perf_counter() - start)
+        job, seconds = daemon.job(hosts, {})
+        assert job["status"] == "successful", job
+        through.append(seconds)
+        daemon.decommission(hosts)
+    return {"plain_s": statistics.median(plain), "clusterm_s": statistics.median(through)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""`clusterm serve --demo`: demo nodes registered on this machine and their commission started.
+(The whole demo commission runs the shipped playbooks for a minute or more; the playbooks
+themselves are tested over SSH in tests/ansible and test_e2e_ssh.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.config import load_settings
+from app.demo import DEMO_NODES
+from app.main import create_app
+
+
+def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db_url: str) -> None:
+    settings = load_settings(data_dir=data_dir, database_url=db_url)
+    with TestClient(create_app(settings, demo=True)) as client:
+        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        nodes = {n["name"]: n for n in client.get("/info/nodes").json()}
+        assert set(nodes) == {name for name, _ in DEMO_NODES}
+        for node in nodes.values():
+            assert node["vars"]["ansible_connection"] == "local"
+            root = Path(node["vars"]["clusterm_node_root"])
+            assert root.is_relative_to(data_dir), "the demo writes only under its data dir"
+            assert node["vars"]["clusterm_env"]["PATH"].startswith(str(settings.playbook_dir))
+        active = client.get("/info/job/active").json()
+        assert active["actor"] == "demo"
+        assert active["kind"] == "commission"
+        assert set(active["nodes"]) == set(nodes)
+        assert client.post("/info/job/active/cancel").json()["status"] == "canceled"
+
+    # A second start with the nodes failed (canceled) starts their commission again.
+    with TestClient(create_app(settings, demo=True)) as client:
+        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        assert client.get("/info/job/active").json()["id"] == 2
+        client.post("/info/job/active/cancel")
