@@ -1,0 +1,96 @@
+"""Verbosity on the wire: a fan-out request, its per-node results, and the known levels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.nodes.schemas import NodeName
+from app.verbosity.config import MAX_LEVEL, HostGroup
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{name!r} is given twice (again at [{index}]); name each node once")
+        seen.add(name)
+    return names
+
+
+class GroupSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    group: HostGroup
+
+
+NodeList = Annotated[list[NodeName], Field(min_length=1), AfterValidator(_unique)]
+Selection = NodeList | Literal["all"] | GroupSelection
+
+
+class VerbosityChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    component: str = Field(
+        description="kube-apiserver, kube-scheduler, kube-controller-manager, "
+        "kubelet or kube-proxy",
+        max_length=64,
+    )
+    nodes: Selection = Field(description='node names, "all", or {"group": "master"|"worker"}')
+    level: int = Field(ge=0, le=MAX_LEVEL)
+    ttl: str | None = Field(
+        default=None,
+        max_length=32,
+        description="revert after this long (90s, 15m, 1h30m); 0: never; default: the setting "
+        "verbosity_default_ttl_s",
+    )
+
+
+class TargetResult(BaseModel):
+    node: str
+    component: str
+    ok: bool
+    status: int = Field(description="the component's HTTP status, or clusterm's (502, 504, 422)")
+    message: str
+    previous_level: int | None = Field(
+        description="the level before: the one clusterm last set, else the baseline"
+    )
+    level: int
+
+
+class ChangeReport(BaseModel):
+    """200: every target succeeded; 207: some did; 502: none did."""
+
+    component: str | None
+    level: int | None
+    ttl_seconds: int | None
+    reverts_at: dt.datetime | None
+    succeeded: int
+    failed: int
+    results: list[TargetResult]
+
+
+class LevelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    component: str
+    node: str
+    level: int
+    previous_level: int | None
+    baseline_level: int
+    set_by: str
+    set_at: dt.datetime
+    revert_to: int | None
+    reverts_at: dt.datetime | None
+    revert_attempts: int
+    last_error: str | None
+
+
+class OwnLevelRead(BaseModel):
+    level: int
+    baseline_level: int
+    set_by: str | None
+    set_at: dt.datetime | None
+    revert_to: int | None = Field(description="null with reverts_at: the start-up configuration")
+    reverts_at: dt.datetime | None

@@ -1,0 +1,268 @@
+"""Verbosity operations: change, reset, revert what is due, list; and clusterm's own level.
+
+Each operation on components follows the same four steps: resolve the targets (nothing is sent
+if a name is unknown), take the targets' locks, read what clusterm knew, send concurrently, then
+record every outcome and its timeline event in one transaction. `Verbosity` holds what the
+operations share for the life of the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import Database, utcnow
+from app.timeline import service as timeline
+from app.verbosity import store
+from app.verbosity.fanout import TargetLocks, send_all
+from app.verbosity.forward import Forwarder, Outcome
+from app.verbosity.own import OwnVerbosity
+from app.verbosity.registry import Registry
+from app.verbosity.schemas import ChangeReport, LevelRead, Selection, TargetResult
+from app.verbosity.store import Step
+
+log = logging.getLogger("clusterm.verbosity")
+T = TypeVar("T")
+OWN = "clusterm"  # the component name clusterm's own level is recorded under
+
+
+@dataclass
+class Verbosity:
+    db: Database
+    settings: Settings
+    registry: Registry
+    forwarder: Forwarder
+    own: OwnVerbosity
+    locks: TargetLocks = field(default_factory=TargetLocks)
+    revert_scheduled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def create(cls, *, db: Database, settings: Settings) -> Verbosity:
+        registry = Registry(settings)
+        forwarder = Forwarder(
+            registry=registry,
+            timeout_s=settings.verbosity_timeout_s,
+            max_connections=settings.verbosity_concurrency,
+        )
+        ctx: Verbosity
+        own = OwnVerbosity(
+            log_level=settings.log_level,
+            on_revert=lambda old, new: ctx.spawn(_record_own(ctx, "VerbosityReverted", old, new)),
+        )
+        ctx = cls(db=db, settings=settings, registry=registry, forwarder=forwarder, own=own)
+        return ctx
+
+    stopping: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the background; `close` waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self, worker: asyncio.Task[None]) -> None:
+        """Stop the revert worker between two steps (never in the middle of a database call,
+        whose connection would outlive the pool), then the timers and the clients."""
+        self.stopping = True
+        self.revert_scheduled.set()
+        await worker
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.own.close()
+        await self.forwarder.aclose()
+
+
+async def _read(ctx: Verbosity, fn: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with ctx.db.read() as session:
+            return fn(session)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+async def _write(ctx: Verbosity, fn: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with ctx.db.write() as session:
+            return fn(session)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def _results(steps: Sequence[Step], outcomes: Sequence[Outcome]) -> list[TargetResult]:
+    return [
+        TargetResult(
+            node=s.target.node,
+            component=s.target.component,
+            ok=o.ok,
+            status=o.status,
+            message=o.message,
+            previous_level=s.previous,
+            level=s.level,
+        )
+        for s, o in zip(steps, outcomes, strict=True)
+    ]
+
+
+def _report(
+    steps: Sequence[Step],
+    outcomes: Sequence[Outcome],
+    *,
+    component: str | None,
+    level: int | None,
+    ttl_s: int | None,
+    reverts_at: dt.datetime | None,
+) -> ChangeReport:
+    results = _results(steps, outcomes)
+    succeeded = sum(r.ok for r in results)
+    return ChangeReport(
+        component=component,
+        level=level,
+        ttl_seconds=ttl_s,
+        reverts_at=reverts_at if succeeded else None,
+        succeeded=succeeded,
+        failed=len(results) - succeeded,
+        results=results,
+    )
+
+
+async def change(
+    *,
+    ctx: Verbosity,
+    component: str,
+    selection: Selection,
+    level: int,
+    ttl_s: int,
+    actor: str,
+) -> tuple[ChangeReport, list[Outcome]]:
+    """Set `level` on every selected target; with a ttl, schedule the revert in the database."""
+    targets = await _read(
+        ctx,
+        lambda s: store.resolve(
+            session=s, registry=ctx.registry, component=component, selection=selection
+        ),
+    )
+    keys = [t.key for t in targets]
+    async with ctx.locks.hold(keys):
+        known = await _read(ctx, lambda s: store.known_levels(session=s, keys=keys))
+        steps = store.plan_change(targets, known, level)
+        outcomes = await send_all(
+            forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
+        )
+        now = utcnow()
+        await _write(
+            ctx,
+            lambda s: store.record_change(
+                session=s, steps=steps, outcomes=outcomes, actor=actor, now=now, ttl_s=ttl_s
+            ),
+        )
+    ok = sum(o.ok for o in outcomes)
+    log.info("%s set %s to V%d on %d of %d nodes", actor, component, level, ok, len(outcomes))
+    if ttl_s:
+        ctx.revert_scheduled.set()
+    reverts_at = now + dt.timedelta(seconds=ttl_s) if ttl_s else None
+    report = _report(
+        steps, outcomes, component=component, level=level, ttl_s=ttl_s, reverts_at=reverts_at
+    )
+    return report, outcomes
+
+
+async def reset(
+    *, ctx: Verbosity, component: str | None, nodes: Sequence[str] | None, actor: str
+) -> ChangeReport:
+    """Put levels back now, each to its pending revert's destination or else its baseline."""
+    steps = await _read(
+        ctx,
+        lambda s: store.plan_reset(
+            session=s, registry=ctx.registry, component=component, nodes=nodes
+        ),
+    )
+    outcomes = await _apply(ctx, steps, actor=actor, reason="VerbosityReset")
+    log.info("%s reset %d levels", actor, len(steps))
+    return _report(steps, outcomes, component=component, level=None, ttl_s=None, reverts_at=None)
+
+
+async def revert_due(*, ctx: Verbosity, limit: int = 500) -> int:
+    """Run the reverts whose time has come; return how many were attempted."""
+    now = utcnow()
+    steps = await _read(
+        ctx,
+        lambda s: store.due_reverts(session=s, registry=ctx.registry, now=now, limit=limit),
+    )
+    if steps:
+        await _apply(ctx, steps, actor=store.SYSTEM_ACTOR, reason="VerbosityReverted")
+    return len(steps)
+
+
+async def _apply(ctx: Verbosity, steps: list[Step], *, actor: str, reason: str) -> list[Outcome]:
+    if not steps:
+        return []
+    async with ctx.locks.hold([s.target.key for s in steps]):
+        outcomes = await send_all(
+            forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
+        )
+        now = utcnow()
+        await _write(
+            ctx,
+            lambda s: store.record_reset(
+                session=s,
+                steps=steps,
+                outcomes=outcomes,
+                actor=actor,
+                now=now,
+                reason=reason,
+                retry_s=ctx.settings.verbosity_revert_retry_s,
+                max_attempts=ctx.settings.verbosity_revert_max_attempts,
+            ),
+        )
+    return outcomes
+
+
+async def next_revert_at(*, ctx: Verbosity) -> dt.datetime | None:
+    return await _read(ctx, lambda s: store.next_revert_at(session=s))
+
+
+def list_levels(
+    *, session: Session, ctx: Verbosity, component: str | None, node: str | None
+) -> list[LevelRead]:
+    return store.list_levels(session=session, registry=ctx.registry, component=component, node=node)
+
+
+# --- clusterm's own level ----------------------------------------------------------------------
+
+
+async def set_own(*, ctx: Verbosity, level: int, ttl_s: int, actor: str) -> None:
+    previous, _ = ctx.own.set(level=level, ttl_s=ttl_s, actor=actor)
+    log.info("%s set clusterm's own verbosity to V%d (ttl %ss)", actor, level, ttl_s or "none")
+    await _record_own(ctx, "VerbositySet", previous, level, actor=actor, ttl_s=ttl_s)
+
+
+async def _record_own(
+    ctx: Verbosity, reason: str, old: int, new: int, *, actor: str = OWN, ttl_s: int = 0
+) -> None:
+    details: dict[str, object] = {"component": OWN}
+    if ttl_s:
+        details["ttl_seconds"] = ttl_s
+
+    def record(session: Session) -> None:
+        timeline.record_event(
+            session=session,
+            action=store.ACTION,
+            reason=reason,
+            result="succeeded",
+            severity="audit",
+            actor=actor,
+            from_state=str(old),
+            to_state=str(new),
+            details=details,
+        )
+
+    await _write(ctx, record)
