@@ -10,7 +10,9 @@ WORKDIR /opt/clusterm
 COPY . .
 RUN pip install --no-cache-dir '.[postgres]'
 
-ENV CLUSTERM_DATA_DIR=/var/lib/clusterm \
+# A non-editable install does not carry the playbooks: point at the repository's.
+ENV CLUSTERM_PLAYBOOK_DIR=/opt/clusterm/ansible \
+    CLUSTERM_DATA_DIR=/var/lib/clusterm \
     CLUSTERM_HOST=0.0.0.0 \
     CLUSTERM_PORT=9007
 VOLUME /var/lib/clusterm

@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from app.verbosity.config import ComponentConfig, ComponentName, check_components
 
 DEFAULT_PORT = 9007  # the original clusterm's port; users' scripts expect it
 
@@ -43,6 +45,87 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+
+    # timeline
+    # A month covers the usual gap between a failure and the ticket that asks about it, and the
+    # 300 per node Ironic keeps is enough to see a node's last commission/decommission cycles.
+    # The total cap wins over the day floor: it bounds the disk (1,000,000 events is a few hundred
+    # MB of SQLite, measured in docs/benchmarks.md) even when a runaway client floods the timeline.
+    timeline_keep_days: int = Field(default=30, ge=0, le=36_500)
+    timeline_max_events: int = Field(default=1_000_000, ge=1_000)
+    timeline_max_events_per_node: int = Field(default=300, ge=10)
+    timeline_purge_interval_s: float = Field(default=600.0, gt=0, le=86_400)
+    timeline_purge_batch: int = Field(default=1_000, ge=1, le=100_000)
+    # Proxies commonly cut an idle connection after 60 s; a comment every 15 s keeps streams open.
+    timeline_stream_ping_s: float = Field(default=15.0, gt=0, le=300)
+    # How soon a follower sees events written by another process (same-process ones wake it now).
+    timeline_stream_poll_s: float = Field(default=1.0, gt=0, le=60)
+
+    # jobs
+    playbook_dir: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent / "ansible",
+        description="where the playbooks below are looked up (relative names); default: ansible/",
+    )
+    commission_playbook: str = "commission.yml"
+    decommission_playbook: str = "decommission.yml"
+    update_playbook: str = "update.yml"
+    cleanup_playbook: str = "cleanup.yml"
+    discover_playbook: str = "discover.yml"
+    ssh_private_key_file: Path | None = None
+    ssh_host_key_policy: Literal["accept-new", "strict", "off"] = Field(
+        default="accept-new",
+        description="accept-new: trust a host's key on first contact and remember it in "
+        "known_hosts in the data dir; strict: only keys already there; off: no checking",
+    )
+    extra_vars: dict[str, Any] = Field(
+        default_factory=dict, description="extra vars of every job; globals and requests win"
+    )
+    ansible_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment of ansible-playbook (ANSIBLE_* settings, proxies); clusterm's "
+        "own SSH settings above win",
+    )
+    job_timeout_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    job_log_cap_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    job_dirs_kept: int = Field(default=20, ge=2, le=10_000)
+
+    # verbosity
+    verbosity_components: Annotated[
+        dict[ComponentName, ComponentConfig], AfterValidator(check_components)
+    ] = Field(
+        default_factory=dict,
+        description="per component: port, scheme, path, token_file, client_cert_file, "
+        "client_key_file, ca_file, insecure_skip_tls_verify, baseline_level, host_groups, "
+        "via_apiserver (kubelet)",
+    )
+    verbosity_apiserver_node: str | None = Field(
+        default=None,
+        description="node whose apiserver relays kubelet calls (via_apiserver); default: the "
+        "first master node by name",
+    )
+    verbosity_concurrency: int = Field(default=100, ge=1, le=2000)
+    verbosity_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    verbosity_default_ttl_s: int = Field(
+        default=900, ge=0, le=7 * 24 * 3600, description="ttl of a change that gives none; 0: none"
+    )
+    verbosity_max_ttl_s: int = Field(default=24 * 3600, ge=1, le=7 * 24 * 3600)
+    verbosity_revert_retry_s: float = Field(default=10.0, gt=0, le=3600)
+    verbosity_revert_max_attempts: int = Field(default=10, ge=1, le=1000)
+
+    # drift
+    # Five minutes: a vanished node is noticed well before anyone schedules onto it, and a master
+    # is asked a dozen times an hour, which costs it nothing. 0 turns the watch off.
+    drift_interval_s: float = Field(default=300.0, ge=0, le=86_400)
+    drift_remediate: bool = Field(
+        default=False,
+        description="queue a re-join (update job) for a node missing from the cluster",
+    )
+    drift_timeout_s: int = Field(default=120, ge=5, le=3600)
+    cluster_nodes_playbook: str = "cluster_nodes.yml"
+
+    @property
+    def known_hosts_file(self) -> Path:
+        return self.data_dir / "known_hosts"
 
     @property
     def effective_database_url(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +14,21 @@ from starlette.concurrency import run_in_threadpool
 from app import db as store
 from app.auth import service as auth
 from app.config import Settings
+from app.demo import start_demo
+from app.drift.router import router as drift_router
+from app.drift.watch import DriftWatch
 from app.errors import install_handlers
 from app.health.router import router as health_router
+from app.jobs.router import router as jobs_router
+from app.jobs.worker import JobManager
 from app.limits import BodyLimit
 from app.meta import router as meta_router
 from app.nodes.router import router as nodes_router
+from app.timeline import retention as timeline_retention
+from app.timeline.router import router as timeline_router
+from app.verbosity import reverts as verbosity_reverts
+from app.verbosity.router import router as verbosity_router
+from app.verbosity.service import Verbosity
 
 log = logging.getLogger("clusterm")
 
@@ -30,14 +42,34 @@ def _start(settings: Settings) -> store.Database:
     return db
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = await run_in_threadpool(_start, settings)
+        app.state.jobs = JobManager(db=app.state.db, settings=settings)
+        await run_in_threadpool(app.state.jobs.recover)
+        if demo:
+            await run_in_threadpool(
+                start_demo, db=app.state.db, jobs=app.state.jobs, settings=settings
+            )
         log.info("clusterm ready; data dir %s", settings.data_dir)
+        purger = timeline_retention.Purger(db=app.state.db, settings=settings)
+        purger.start()
+        # Reverts due while clusterm was down run first thing.
+        app.state.verbosity = Verbosity.create(db=app.state.db, settings=settings)
+        reverter = asyncio.create_task(verbosity_reverts.run(app.state.verbosity))
+        app.state.drift = DriftWatch(db=app.state.db, settings=settings, jobs=app.state.jobs)
+        watcher = asyncio.create_task(app.state.drift.run_forever())
         try:
             yield
         finally:
+            # The active job ends as interrupted, its nodes settled, before the store closes.
+            await run_in_threadpool(app.state.jobs.shutdown)
+            await run_in_threadpool(purger.stop)
+            await app.state.verbosity.close(reverter)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             app.state.db.dispose()
             log.info("clusterm stopped")
 
@@ -58,4 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(meta_router)
     app.include_router(nodes_router)
+    app.include_router(jobs_router)
+    app.include_router(timeline_router)
+    app.include_router(verbosity_router)
+    app.include_router(drift_router)
     return app

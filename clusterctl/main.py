@@ -1,6 +1,7 @@
 """`clusterctl`: commands for operators, support engineers and scripts.
 
-Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot reach the server.
+Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot reach the server, 4 a job
+followed to its end (`--wait`, `--follow`) did not succeed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from clusterctl import nodes
+from clusterctl import drift, jobs, nodes, timeline, verbosity
 from clusterctl.api import DEFAULT_URL, Api, ApiError, Refused, resolve_token
 from clusterctl.output import error
 
@@ -24,6 +25,13 @@ app = typer.Typer(
 )
 app.add_typer(nodes.nodes_app, name="nodes")
 app.add_typer(nodes.node_app, name="node")
+app.add_typer(jobs.job_app, name="job")
+app.add_typer(jobs.global_app, name="global")
+app.command("discover")(jobs.discover)
+app.add_typer(drift.drift_app, name="drift")
+app.add_typer(verbosity.verbosity_app, name="verbosity")
+app.command("timeline")(timeline.timeline)
+nodes.node_app.command("history")(timeline.node_history)
 
 
 @dataclass

@@ -19,8 +19,16 @@ NODE_COLUMNS: list[Column] = [
     ("USER", lambda n: n["ssh_user"]),
     ("GROUP", lambda n: n["host_group"]),
     ("STATE", lambda n: n["state"]),
+    ("IN CLUSTER", lambda n: _in_cluster(n)),
+    ("LAST SEEN", lambda n: (n.get("last_seen_at") or "")[:19].replace("T", " ")),
     ("LABELS", lambda n: n["labels"]),
 ]
+
+
+def _in_cluster(node: dict[str, Any]) -> str:
+    # From the drift watch; "-" until a master has been asked.
+    flag = node.get("in_cluster")
+    return "-" if flag is None else ("yes" if flag else "MISSING")
 
 
 def _show(nodes: list[dict[str, Any]], as_json: bool) -> None:

@@ -24,3 +24,7 @@ class Node(Base):
     state: Mapped[str] = mapped_column(sa.String(32), default=State.REGISTERED.value)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Kept by the drift watch (app/drift): None until a master has been asked.
+    in_cluster: Mapped[bool | None] = mapped_column(default=None)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    missing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -142,3 +142,9 @@ class NodeRead(BaseModel):
     state: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    in_cluster: bool | None = Field(
+        description="whether the cluster's Node list holds it at the last drift check; "
+        "null before any check"
+    )
+    last_seen_at: dt.datetime | None
+    missing_since: dt.datetime | None

@@ -38,9 +38,19 @@ def test_add_get_and_list(ctl) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = ctl("nodes", "get", role="viewer")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESS", "USER", "GROUP", "STATE", "LABELS"]
-    assert lines[1].split() == ["n1", "10.0.0.1:2222", "root", "master", "registered", "zone=a"]
-    assert lines[2].split() == ["n2", "10.0.0.2:22", "root", "worker", "registered", "-"]
+    header = "NAME ADDRESS USER GROUP STATE IN CLUSTER LAST SEEN LABELS"
+    assert lines[0].split() == header.split()
+    assert lines[1].split() == [
+        "n1",
+        "10.0.0.1:2222",
+        "root",
+        "master",
+        "registered",
+        "-",
+        "-",
+        "zone=a",
+    ]
+    assert lines[2].split() == ["n2", "10.0.0.2:22", "root", "worker", "registered", "-", "-", "-"]
     # aligned: every column starts at the same offset on every line
     assert lines[1].index("10.0.0.1") == lines[2].index("10.0.0.2") == lines[0].index("ADDRESS")
 
@@ -53,8 +63,7 @@ def test_refusal_is_one_line_on_stderr_and_exit_1(ctl) -> None:  # type: ignore[
     assert code == 1
     assert out == ""
     assert err == (
-        "clusterctl: no node named 'n9'; list the nodes with GET /info/nodes "
-        "[404 NodeNotFound]\n"
+        "clusterctl: no node named 'n9'; list the nodes with GET /info/nodes [404 NodeNotFound]\n"
     )
     code, _, err = ctl("node", "add", "Bad Name", "--addr", "10.0.0.1")
     assert code == 1

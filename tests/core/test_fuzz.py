@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+OUTBOUND = r"^/(commission|decommission|update|discover)/nodes$|^/verbosity|^/proxy/|^/drift/check$"
+
 
 @pytest.fixture
 def logging_restored() -> Iterator[None]:
@@ -28,8 +30,10 @@ def logging_restored() -> Iterator[None]:
 def test_no_request_gets_a_500(client: TestClient, tokens: dict[str, str]) -> None:
     schema = schemathesis.openapi.from_dict(client.app.openapi())  # type: ignore[attr-defined]
     schema.app = client.app  # calls go through ASGI to this app, already started by `client`
-    # Streams never end by themselves; their domains test them.
-    schema = schema.exclude(path_regex=r"/stream$")
+    # Streams never end by themselves; their domains test them. Routes that reach out of clusterm
+    # (Ansible over SSH, calls to Kubernetes components) would send generated addresses off this
+    # machine: their input is checked by their own domains' tests against loopback hosts only.
+    schema = schema.exclude(path_regex=r"/stream$").exclude(path_regex=OUTBOUND)
     headers = {"Authorization": f"Bearer {tokens['admin']}"}
     failures: list[str] = []
 
@@ -61,3 +65,5 @@ def test_no_request_gets_a_500(client: TestClient, tokens: dict[str, str]) -> No
                 # An operation with no input at all has no invalid variant to generate.
                 assert mode == GenerationMode.NEGATIVE, operation.label
     assert failures == []
+    # Nothing the fuzzer sent may have started a job (each would run Ansible).
+    assert client.get("/jobs", headers=headers).json() == []
