@@ -75,8 +75,14 @@ def host_summary(event_data: dict[str, Any]) -> dict[str, dict[str, int]]:
     return hosts
 
 
+# Tasks named so report to clusterm (the verified join's attempts): their result goes to on_report.
+REPORT_TASK_PREFIX = "clusterm join "
+
+
 def event_handler(
-    on_output: Callable[[str], None], stats: dict[str, dict[str, int]]
+    on_output: Callable[[str], None],
+    stats: dict[str, dict[str, int]],
+    on_report: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Callable[[dict[str, Any]], bool]:
     """The handler runner calls in its read loop, for every event: O(1), no I/O of its own."""
 
@@ -84,8 +90,14 @@ def event_handler(
         stdout = event.get("stdout")
         if stdout:
             on_output(stdout)
-        if event.get("event") == "playbook_on_stats":
+        kind = event.get("event")
+        if kind == "playbook_on_stats":
             stats.update(host_summary(event.get("event_data") or {}))
+        elif kind == "runner_on_ok" and on_report is not None:
+            data = event.get("event_data") or {}
+            task = str(data.get("task") or "")
+            if task.startswith(REPORT_TASK_PREFIX):
+                on_report(task, data.get("res") or {})
         return False  # no per-event JSON file
 
     return on_event
@@ -101,6 +113,7 @@ def run_playbook(
     timeout_s: int,
     on_output: Callable[[str], None],
     should_cancel: Callable[[], bool],
+    on_report: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run to the end (or cancel, or timeout) in the calling thread; output goes to on_output."""
     stats: dict[str, dict[str, int]] = {}
@@ -112,7 +125,7 @@ def run_playbook(
             inventory=str(inventory),
             extravars=extra_vars,
             envvars=env,
-            event_handler=event_handler(on_output, stats),
+            event_handler=event_handler(on_output, stats, on_report),
             cancel_callback=should_cancel,
             timeout=timeout_s,
             settings={"pexpect_timeout": PEXPECT_TIMEOUT_S, "suppress_output_file": True},

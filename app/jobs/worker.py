@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import signal
 import threading
@@ -235,6 +236,13 @@ class JobManager:
         extra_vars = run.extra_vars
         if name == "cleanup":
             extra_vars = {**extra_vars, "clusterm_job_kind": "cleanup"}
+        # Join attempts reach the timeline while the job runs. runner's read loop only enqueues
+        # them (a database write there would slow Ansible); this thread records them.
+        reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        recorder = threading.Thread(
+            target=self._record_reports, args=(run, reports), name=f"job-{run.row.id}-reports"
+        )
+        recorder.start()
         try:
             return runner.run_playbook(
                 private_data_dir=run_dir,
@@ -245,10 +253,49 @@ class JobManager:
                 timeout_s=self.settings.job_timeout_s,
                 on_output=run.log.append_text,
                 should_cancel=lambda: run.cancel_requested_by is not None,
+                on_report=lambda task, res: reports.put((task, res)),
             )
         finally:
+            reports.put(None)
+            recorder.join(timeout=30)
             # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
             kill_leftovers(run_dir)
+
+    def _record_reports(
+        self, run: JobRun, reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None]
+    ) -> None:
+        while (item := reports.get()) is not None:
+            task, res = item
+            attempt = res.get("clusterm_join_attempt")
+            if task != "clusterm join attempt" or not isinstance(attempt, dict):
+                continue
+            try:
+                self._record_attempt(run, attempt)
+            except Exception:
+                # A report that cannot be recorded must not stop the job; the log has it.
+                log.exception("could not record a join attempt of job %s", run.row.id)
+
+    def _record_attempt(self, run: JobRun, attempt: dict[str, Any]) -> None:
+        number, of = int(attempt.get("attempt") or 0), int(attempt.get("of") or 0)
+        joined = attempt.get("outcome") == "joined"
+        result = "succeeded" if joined else ("retrying" if number < of else "failed")
+        reason = str(attempt.get("reason") or "").strip() or "NodeJoined"
+        duration = attempt.get("duration_s")
+        with self.db.write() as session:
+            timeline.record_event(
+                session=session,
+                action=run.row.kind,
+                reason=reason,
+                result=result,
+                severity="info" if joined else ("warning" if result == "retrying" else "error"),
+                node=str(attempt.get("node") or "") or None,
+                actor=run.row.actor,
+                job_id=run.row.id,
+                attempt=number or None,
+                duration_ms=int(float(duration) * 1000) if duration not in (None, "") else None,
+                note=str(attempt.get("summary") or attempt.get("detail") or ""),
+                details={k: v for k, v in attempt.items() if k != "summary"},
+            )
 
     def _cleanup(
         self, run: JobRun, inv: dict[str, Any], hosts: dict[str, dict[str, int]], status: Status

@@ -152,3 +152,47 @@ def test_the_loop_checks_every_interval(
             assert time.monotonic() < deadline, "the loop never checked"
             time.sleep(0.05)
         assert client.get("/info/drift").json()["outcome"] == "skipped"
+
+
+def attempts(admin: TestClient, node: str, job_id: int) -> list[tuple[int, str, str]]:
+    items = admin.get(f"/info/node/{node}/history", params={"job": job_id, "limit": 100}).json()
+    return [
+        (e["attempt"], e["result"], e["reason"])
+        for e in reversed(items["items"])
+        if e["attempt"] is not None
+    ]
+
+
+def test_every_join_attempt_reaches_the_timeline(
+    admin: TestClient,
+    ssh_hosts: SshHosts,  # noqa: F811
+) -> None:
+    master, worker, doomed = (h.name for h in ssh_hosts.start(3))
+    admin.post("/nodes", json=[ssh_hosts[n].node_body() for n in (master, worker, doomed)])
+    # The cloud deletes the worker's first join, and every join of the doomed node.
+    ssh_hosts.cluster.vanish(worker, joins=1)
+    ssh_hosts.cluster.vanish(doomed, joins=10)
+    r = admin.post(
+        "/commission/nodes",
+        json={"nodes": [master, worker, doomed], "extra_vars": {"clusterm_join_retries": 2}},
+    )
+    assert r.status_code == 202, r.text
+    job = wait_job(admin, r.json()["id"])
+    assert job["status"] == "failed"  # one node failed; the others are commissioned
+    states = {n["name"]: n["state"] for n in admin.get("/info/nodes").json()}
+    assert states == {master: "commissioned", worker: "commissioned", doomed: "failed"}
+
+    assert attempts(admin, worker, job["id"]) == [
+        (1, "retrying", "NodeVanishedAfterJoin"),
+        (2, "succeeded", "NodeJoined"),
+    ]
+    assert attempts(admin, doomed, job["id"]) == [
+        (1, "retrying", "NodeVanishedAfterJoin"),
+        (2, "failed", "NodeVanishedAfterJoin"),
+    ]
+    first = admin.get(
+        "/info/timeline", params={"node": worker, "reason": "NodeVanishedAfterJoin"}
+    ).json()["items"][0]
+    assert first["note"].startswith("attempt 1 of 2:")
+    assert first["job_id"] == job["id"]
+    assert first["duration_ms"] is not None
