@@ -82,8 +82,9 @@ def accept_job(
             what = "address" if kind == Kind.DISCOVER else "node"
             raise Invalid(f"{what} {name!r} is given twice (at [{index}]); give each once")
         seen.add(name)
+    moved: list[tuple[Node, str, str]] = []
     if kind != Kind.DISCOVER:
-        _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
+        moved = _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
     job = Job(
         kind=kind.value,
         desc=describe(kind, names, host_group),
@@ -110,12 +111,25 @@ def accept_job(
         job_id=job.id,
         note=job.desc,
     )
+    for node, from_state, to_state in moved:
+        timeline.record_event(
+            session=session,
+            action=kind.value,
+            reason="StateChanged",
+            result="started",
+            node=node,
+            actor=actor,
+            from_state=from_state,
+            to_state=to_state,
+            job_id=job.id,
+        )
     return job
 
 
 def _start_nodes(
     *, session: Session, kind: Kind, names: Sequence[str], host_group: str | None
-) -> None:
+) -> list[tuple[Node, str, str]]:
+    """Apply the kind's start event to every node; return (node, from, to) for the timeline."""
     rows = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(names)))}
     for name in names:
         if name not in rows:
@@ -133,8 +147,9 @@ def _start_nodes(
                     node=node.name,
                 )
     start = EVENTS[kind][0]
+    moved = []
     for node in targets:
-        nodes.apply_event(session=session, node=node, event=start)
+        moved.append((node, *nodes.apply_event(session=session, node=node, event=start)))
         if kind == Kind.COMMISSION and host_group is not None:
             node.host_group = host_group
     if kind == Kind.COMMISSION and any(n.host_group == "worker" for n in targets):
@@ -148,6 +163,7 @@ def _start_nodes(
                 "commission a master first, or in the same request",
                 node=worker,
             )
+    return moved
 
 
 def _cluster_masters(*, session: Session, exclude: Sequence[str] = ()) -> list[Node]:
