@@ -33,7 +33,8 @@ router = APIRouter(tags=["jobs"])
 
 STREAM_BATCH = 1000  # lines per read while streaming a backlog
 STREAM_POLL_S = 0.1
-MAX_ID = 2**63 - 1  # what a database integer holds; a larger id is a 422, not a driver error
+# Job ids are INTEGER columns: 32 bits on PostgreSQL. A larger id is a 422, not a driver error.
+MAX_ID = 2**31 - 1
 
 
 def get_manager(request: Request) -> JobManager:
