@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.config import Settings
 from app.errors import UpstreamError
-from app.jobs import inventory, runner
+from app.jobs import inventory, process, runner
 from app.nodes.models import Node
 
 
@@ -22,7 +22,7 @@ def list_cluster_nodes(*, settings: Settings, master: Node, work_dir: Path) -> d
         work_dir / "inventory.yml", inventory.node_inventory(targets=[], cluster_masters=[master])
     )
     output: deque[str] = deque(maxlen=20)  # enough to explain a failure, bounded
-    result = runner.run_playbook(
+    result = process.run_playbook(
         private_data_dir=work_dir / "run",
         playbook=(settings.playbook_dir / settings.cluster_nodes_playbook).absolute(),
         inventory=inv,

@@ -1,8 +1,9 @@
 """The job manager: the one active job and the last one, run in a background thread.
 
-The request thread only accepts (service.accept_job, one transaction) and hands over; Ansible
-runs in the job's own thread through app.jobs.runner. The active and the last job live here, in
-memory, with their logs: that is what `GET /info/job/active|last` serve, without the database.
+The request thread only accepts (service.accept_job, one transaction) and hands over; the job's
+own thread runs Ansible in a child process (app.jobs.process) and feeds its output to the log.
+The active and the last job live here, in memory, with their logs: that is what
+`GET /info/job/active|last` serve, without the database.
 
 Order at the end of a job, so that no reader sees "finished" with lines still to come: the log is
 closed first (its last line says how the job ended), then the row is written, then the in-memory
@@ -11,12 +12,9 @@ job turns into the last one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
 import shutil
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from typing import Any
 from app.config import Settings
 from app.db import Database
 from app.errors import JobActive, Misconfigured, NotFound
-from app.jobs import inventory, runner
+from app.jobs import inventory, process, runner
 from app.jobs import service as jobs
 from app.jobs.logbuffer import LogBuffer
 from app.jobs.models import Job, Kind, Status
@@ -81,7 +79,7 @@ class JobManager:
         with self.db.write() as session:
             interrupted = jobs.interrupt_unfinished(session=session)
         for job in interrupted:
-            killed = sum(kill_leftovers(d) for d in self.job_dir(job.id).glob("*/"))
+            killed = sum(process.kill_leftovers(d) for d in self.job_dir(job.id).glob("*/"))
             buf = self._load_log(job)
             if not buf.complete:
                 buf.close(
@@ -206,7 +204,7 @@ class JobManager:
                     )
             run.row = row
             result = self._run(run, self._playbook(Kind(row.kind)), inv, "main")
-            status, rc, hosts = Status(result.status), result.rc, result.hosts
+            status, rc, hosts, error = Status(result.status), result.rc, result.hosts, result.error
             if row.kind == Kind.COMMISSION and status == Status.FAILED:
                 self._cleanup(run, inv, hosts, status)
         except Exception as exc:
@@ -244,7 +242,7 @@ class JobManager:
         )
         recorder.start()
         try:
-            return runner.run_playbook(
+            return process.run_playbook(
                 private_data_dir=run_dir,
                 playbook=playbook,
                 inventory=inv_path,
@@ -259,7 +257,7 @@ class JobManager:
             reports.put(None)
             recorder.join(timeout=30)
             # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
-            kill_leftovers(run_dir)
+            process.kill_leftovers(run_dir)
 
     def _record_reports(
         self, run: JobRun, reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None]
@@ -391,65 +389,3 @@ class JobManager:
         for job_id in ids[: -self.settings.job_dirs_kept]:
             if job_id not in keep:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-
-
-def job_processes(job_dir: Path) -> list[int]:
-    """Processes still running from `job_dir`: their command line names its inventory."""
-    marker = str(job_dir).encode() + b"/"
-    pids = []
-    for entry in _proc_entries():
-        try:
-            if marker in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-def kill_leftovers(job_dir: Path, wait_s: float = 2.0) -> int:
-    """SIGKILL every process of the job and all their descendants; return how many.
-
-    Runner's own cancel kills ansible-playbook's process group only, but Ansible's worker
-    processes call setsid(), so a task (and what it started) would run on, orphaned. And after a
-    crash, ansible-playbook outlives the daemon that started it and must not go on changing hosts.
-    """
-    roots = set(job_processes(job_dir))
-    if not roots:
-        return 0
-    children: dict[int, list[int]] = {}
-    for entry in _proc_entries():
-        try:
-            # Field 4 of /proc/PID/stat, after the parenthesised command (which may hold spaces).
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    victims, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in victims or pid == os.getpid():
-            continue
-        victims.add(pid)
-        todo.extend(children.get(pid, []))
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in victims):
-        time.sleep(0.02)
-    return len(victims)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie holds nothing: its parent (runner's pexpect) reaps it
-
-
-def _proc_entries() -> list[Path]:
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    return [entry for entry in proc.iterdir() if entry.name.isdigit()]

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import load_settings
-from app.jobs.worker import job_processes
+from app.jobs.process import job_processes
 from app.main import create_app
 from tests.ansible.conftest import FAST_JOIN
 from tests.hosts.fixture import SshHosts

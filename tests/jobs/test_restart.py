@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.jobs.worker import job_processes
-from tests.core.test_daemon import free_port, wait_ready
-from tests.jobs.conftest import FINISHED, PLAYBOOKS, local_node
-
-CLUSTERM = [sys.executable, "-c", "from app.cli import main; main()"]
+from app.jobs.process import job_processes
+from tests.jobs.conftest import FINISHED, local_node
+from tests.jobs.daemon import Daemon
 
 
 @pytest.fixture
@@ -28,55 +24,13 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'clusterm.db'}"
 
 
-class Daemon:
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir, self.log = data_dir, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.clients: list[httpx.Client] = []
-
-    def start(self) -> httpx.Client:
-        env = {
-            **os.environ,
-            "CLUSTERM_PLAYBOOK_DIR": str(PLAYBOOKS),
-            "CLUSTERM_COMMISSION_PLAYBOOK": "job.yml",
-        }
-        env.pop("CLUSTERM_DATABASE_URL", None)
-        with self.log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [*CLUSTERM, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-                stderr=err,
-                stdout=subprocess.DEVNULL,
-                env=env,
-            )
-        wait_ready(self.url, self.proc)
-        token = (self.data_dir / "admin.token").read_text().strip()
-        client = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
-        self.clients.append(client)
-        return client
-
-    def stop(self, sig: int) -> None:
-        assert self.proc is not None
-        for client in self.clients:
-            client.close()  # an idle keep-alive connection would hold up a graceful shutdown
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     d = Daemon(tmp_path / "data", tmp_path / "stderr.log")
     try:
         yield d
     finally:
-        for client in d.clients:
-            client.close()
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.close()
 
 
 def wait_for_line(client: httpx.Client, text: str) -> dict[str, object]:
@@ -98,8 +52,12 @@ def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
     seen = wait_for_line(client, "TASK [Wait]")
     job_dir = daemon.data_dir / "jobs" / str(job["id"])
 
+    # The daemon dies together with its runner process (as under `kill -9 -- -PGID`, or the
+    # kernel's out-of-memory killer): nobody is left to stop Ansible, in its own session.
+    runner_pids = {parent_of(pid) for pid in job_processes(job_dir)} - set(job_processes(job_dir))
+    for pid in runner_pids:
+        os.kill(pid, signal.SIGKILL)
     daemon.stop(signal.SIGKILL)
-    # The daemon is gone; Ansible is not (it runs in its own session).
     assert job_processes(job_dir), "ansible-playbook should have outlived the daemon"
 
     client = daemon.start()
@@ -122,6 +80,27 @@ def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
     while client.get(f"/jobs/{again.json()['id']}").json()["status"] not in FINISHED:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_kill_9_of_the_daemon_alone_stops_its_playbook(daemon: Daemon) -> None:
+    """The runner process reads the end of its pipe to the dead daemon and stops the job."""
+    client = daemon.start()
+    client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
+    job = client.post(
+        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
+    ).json()
+    wait_for_line(client, "TASK [Wait]")
+    job_dir = daemon.data_dir / "jobs" / str(job["id"])
+    assert job_processes(job_dir)
+    daemon.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while left := job_processes(job_dir):
+        assert time.monotonic() < deadline, f"processes of the job outlived the daemon: {left}"
+        time.sleep(0.1)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_sigterm_mid_job_ends_it_as_interrupted(daemon: Daemon) -> None:

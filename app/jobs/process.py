@@ -1,0 +1,235 @@
+"""Run a playbook in a child process, with app.jobs.runner on the other side of a pipe.
+
+Why not in the daemon's own thread, as before:
+- memory: ansible-runner holds each event whole while it reads it. A task whose result prints
+  30 MB took 430 MB in the process running ansible-runner; in the daemon that is unbounded, and
+  an out-of-memory kill would take the API down with it. Here the child may die; the daemon only
+  ever holds what the job's log buffer keeps, plus one chunk in flight.
+- CPU: ansible-runner's read loop spends about 100 us of Python per line of output. In the daemon
+  that competes for the GIL with every request; here it runs beside it, on another core.
+
+The child is forked from a forkserver that has already imported ansible-runner, so a job starts
+in milliseconds, not the 0.3 s of a fresh import. The forkserver, not the daemon, is the one
+forking: the daemon runs threads, and fork() of a threaded process can copy a held lock.
+
+Processes: runner's cancel kills ansible-playbook's process group, which is not all of a job (see
+kill_leftovers); whatever ends a run, the child and then the daemon kill the rest.
+
+Messages, child to daemon: ("out", text) with whole lines, ("report", (task, res)),
+("result", RunResult) or ("error", message); daemon to child: "cancel". When the daemon dies, the
+child reads end-of-file on its pipe and cancels the run, so no playbook outlives its daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from app.jobs import runner
+
+# At most this much output per message: a huge event is split at line ends, so the daemon never
+# holds more than one such chunk besides its log buffer.
+CHUNK_CHARS = 1 << 20
+POLL_S = 0.1
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["app.jobs.runner"])
+
+
+def run_playbook(
+    *,
+    on_output: Callable[[str], None],
+    should_cancel: Callable[[], bool],
+    on_report: Callable[[str, dict[str, Any]], None] | None = None,
+    **run_args: Any,
+) -> runner.RunResult:
+    """runner.run_playbook, run in a child process; the callbacks run in the calling thread."""
+    ours, theirs = _context.Pipe(duplex=True)
+    child = _context.Process(
+        target=_child_main,
+        args=(theirs, run_args, on_report is not None),
+        name="clusterm-runner",
+        daemon=True,
+    )
+    child.start()
+    theirs.close()  # the child's end: only the child may hold it, so its death reads as EOF
+    result: runner.RunResult | None = None
+    error: str | None = None
+    cancel_sent = False
+    try:
+        while True:
+            if not cancel_sent and should_cancel():
+                _send_quietly(ours, "cancel")
+                cancel_sent = True
+            if not ours.poll(POLL_S):
+                continue
+            try:
+                kind, payload = ours.recv()
+            except EOFError:
+                break
+            if kind == "out":
+                on_output(payload)
+            elif kind == "report" and on_report is not None:
+                on_report(*payload)
+            elif kind == "result":
+                result = payload
+            elif kind == "error":
+                error = payload
+    finally:
+        ours.close()
+        child.join(5)
+        if child.is_alive():  # it cannot be waited for: it must not run on unseen
+            child.kill()
+            child.join()
+    if result is not None:
+        return result
+    if error is None:
+        error = f"it ended without a result ({_describe_exit(child.exitcode)})"
+    error = f"the process running ansible-runner failed: {error}"
+    on_output(f"[clusterm: {error}]")
+    return runner.RunResult(status="failed", rc=None, error=error)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    name = signal.Signals(-code).name
+    hint = ": killed, perhaps by the kernel for lack of memory" if code == -signal.SIGKILL else ""
+    return f"signal {name}{hint}"
+
+
+def _send_quietly(conn: Connection, message: object) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):  # the child has gone: the loop sees EOF
+        conn.send(message)
+
+
+def _child_main(conn: Connection, run_args: dict[str, Any], wants_reports: bool) -> None:
+    # Ctrl-C in the daemon's terminal reaches this whole process group: the daemon decides what
+    # happens to the job (it cancels it on shutdown), not the signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cancel = False
+
+    def should_cancel() -> bool:
+        nonlocal cancel
+        try:
+            while not cancel and conn.poll():
+                cancel = conn.recv() == "cancel"
+        except (EOFError, OSError):
+            cancel = True  # the daemon is gone: nobody would see this job's end
+        return cancel
+
+    def send(message: tuple[str, Any]) -> None:
+        nonlocal cancel
+        try:
+            conn.send(message)
+        except (BrokenPipeError, OSError):
+            cancel = True
+
+    def on_output(text: str) -> None:
+        for chunk in split_lines(text, CHUNK_CHARS):
+            send(("out", chunk))
+
+    try:
+        result = runner.run_playbook(
+            **run_args,
+            on_output=on_output,
+            should_cancel=should_cancel,
+            on_report=(lambda task, res: send(("report", (task, res)))) if wants_reports else None,
+        )
+        send(("result", result))
+    except Exception as exc:  # whatever it is, the daemon must hear of it, not a bare EOF
+        send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        # Here too, not only in the daemon: after a kill -9 of the daemon nobody else would.
+        kill_leftovers(Path(run_args["private_data_dir"]))
+        conn.close()
+
+
+def split_lines(text: str, size: int) -> Iterator[str]:
+    """`text` in pieces of at most `size` characters, each made of whole lines.
+
+    A line longer than `size` is cut there, and says so, as the log buffer does with long lines.
+    """
+    start = 0
+    while True:
+        if len(text) - start <= size:
+            yield text[start:]  # "" when the text ends with a line end: that empty line counts
+            return
+        cut = text.rfind("\n", start, start + size + 1)
+        if cut < 0:
+            yield f"{text[start : start + size]} [clusterm: line cut at {size} chars]"
+            cut = text.find("\n", start + size)
+            if cut < 0:
+                return
+        else:
+            yield text[start:cut].removesuffix("\r")
+        start = cut + 1
+
+
+def job_processes(job_dir: Path) -> list[int]:
+    """Processes still running from `job_dir`: their command line names its inventory."""
+    marker = str(job_dir).encode() + b"/"
+    pids = []
+    for entry in _proc_entries():
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_leftovers(job_dir: Path, wait_s: float = 2.0) -> int:
+    """SIGKILL every process of the job and all their descendants; return how many.
+
+    Runner's own cancel kills ansible-playbook's process group only, but Ansible's worker
+    processes call setsid(), so a task (and what it started) would run on, orphaned. And after a
+    crash, ansible-playbook outlives the daemon that started it and must not go on changing hosts.
+    """
+    roots = set(job_processes(job_dir))
+    if not roots:
+        return 0
+    children: dict[int, list[int]] = {}
+    for entry in _proc_entries():
+        try:
+            # Field 4 of /proc/PID/stat, after the parenthesised command (which may hold spaces).
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    victims, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in victims or pid == os.getpid():
+            continue
+        victims.add(pid)
+        todo.extend(children.get(pid, []))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in victims):
+        time.sleep(0.02)
+    return len(victims)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie holds nothing: its parent (runner's pexpect) reaps it
+
+
+def _proc_entries() -> list[Path]:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    return [entry for entry in proc.iterdir() if entry.name.isdigit()]

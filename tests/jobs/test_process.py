@@ -1,0 +1,86 @@
+"""The child process that runs ansible-runner: output in chunks, its death, pexpect's buffer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pexpect  # type: ignore[import-untyped]
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.jobs import runner  # noqa: F401 - applies the pexpect bound under test
+from app.jobs.process import job_processes, split_lines
+from tests.jobs.conftest import local_node, register, wait_finished, wait_lines
+
+
+def lines_of(text: str) -> list[str]:
+    return text.replace("\r\n", "\n").split("\n")
+
+
+@given(st.text(alphabet="ab\n\r", max_size=60), st.integers(min_value=1, max_value=12))
+def test_chunks_hold_whole_lines_and_lose_none(text: str, size: int) -> None:
+    pieces = list(split_lines(text, size))
+    cut = [p for p in pieces if "[clusterm: line cut" in p]
+    if not cut:
+        assert [line for p in pieces for line in lines_of(p)] == lines_of(text)
+    for piece in pieces:
+        marker = piece.find(" [clusterm: line cut")
+        assert len(piece if marker < 0 else piece[:marker]) <= size
+
+
+def test_a_line_longer_than_a_chunk_is_cut_and_says_so() -> None:
+    pieces = list(split_lines("x" * 30 + "\nend", 10))
+    assert pieces == ["x" * 10 + " [clusterm: line cut at 10 chars]", "end"]
+
+
+def test_pexpect_keeps_only_its_search_window_between_timeouts() -> None:
+    """runner reads with expect([TIMEOUT, EOF]) in a loop; unpatched, pexpect kept (and copied at
+    every timeout) everything read since the start: the job's whole output, in memory."""
+    code = "import sys, time\nfor i in range(20):\n    print('y' * 100_000, flush=True)\n"
+    code += "    time.sleep(0.01)\ntime.sleep(0.5)\n"
+    child = pexpect.spawn(sys.executable, ["-c", code], encoding="utf-8", echo=False)
+    read, biggest = 0, 0
+    while child.isalive():
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05, searchwindowsize=100)
+        read = max(read, len(child.before or ""))
+        biggest = max(biggest, child._before.tell())
+    child.close()
+    assert biggest <= 100, f"pexpect holds {biggest} characters between reads"
+    assert read > 0, "nothing was read: the check above proves nothing"
+
+
+def test_runner_process_killed_mid_job_fails_the_job_and_says_why(
+    admin: TestClient, data_dir: Path
+) -> None:
+    register(admin, local_node("m1", "master"))
+    job = admin.post(
+        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
+    ).json()
+    wait_lines(admin, "TASK [Wait]")
+    job_dir = data_dir / "jobs" / str(job["id"])
+    playbook = job_processes(job_dir)
+    runner_pids = {parent_of(pid) for pid in playbook} - set(playbook)
+    assert len(runner_pids) == 1, runner_pids
+    os.kill(runner_pids.pop(), signal.SIGKILL)
+
+    done = wait_finished(admin, job["id"])
+    assert done["status"] == "failed"
+    assert "the process running ansible-runner failed" in done["error"]
+    assert "SIGKILL" in done["error"]
+    assert "lack of memory" in done["error"]
+    assert admin.get("/info/node/m1").json()["state"] == "failed"
+    text = admin.get("/info/job/last", params={"format": "text"}).text
+    assert "[clusterm: the process running ansible-runner failed" in text
+    deadline = time.monotonic() + 5
+    while left := job_processes(job_dir):
+        assert time.monotonic() < deadline, f"the job's processes run on: {left}"
+        time.sleep(0.1)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
