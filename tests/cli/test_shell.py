@@ -22,8 +22,15 @@ def test_bash_completion_completes_commands() -> None:
 
 
 def test_show_completion_prints_a_script() -> None:
+    # Without a shell among its ancestors (a CI runner, a background job) typer cannot detect one;
+    # with detection off, --show-completion takes the shell by name, as a user without one would.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     r = subprocess.run(
-        [CLUSTERCTL, "--show-completion", "bash"], capture_output=True, text=True, timeout=30
+        [CLUSTERCTL, "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
     )
     assert r.returncode == 0
     assert "_clusterctl_completion" in r.stdout
