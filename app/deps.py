@@ -1,4 +1,7 @@
-"""Dependencies every router shares: the database and the settings of the running app."""
+"""Dependencies every router shares: the database and the settings of the running app.
+
+They are `async def` although they do no I/O: FastAPI runs a plain `def` dependency in a worker
+thread, and a hop to a thread per dependency cost more than most requests' own work."""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from app.config import Settings
 from app.db import Database
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.token_cache = auth.TokenCache()
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)

@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -109,8 +111,35 @@ def revoke_token(*, session: Session, name: str) -> Token:
     return row
 
 
-def authenticate(*, db: Database, authorization: str | None) -> Principal:
-    """Resolve an `Authorization: Bearer ...` header to a principal, or raise Unauthorized."""
+class TokenCache:
+    """Tokens checked in the last TTL_S seconds, so that a request costs no database read.
+
+    Tokens are revoked by `clusterm token revoke`, another process: a revoked token stops working
+    within TTL_S. Unknown tokens are never cached, so a guessed token always meets the database.
+    """
+
+    TTL_S = 2.0
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (principal, time.monotonic() + self.TTL_S)
+
+
+def token_digest(authorization: str | None) -> str:
+    """The stored form of the header's token; Unauthorized when there is no well-formed one."""
     if not authorization:
         raise Unauthorized(
             "no token: send `Authorization: Bearer <token>` "
@@ -120,7 +149,16 @@ def authenticate(*, db: Database, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be `Bearer <token>`")
-    digest = _digest(token)
+    return _digest(token)
+
+
+def authenticate(
+    *, db: Database, authorization: str | None, cache: TokenCache | None = None
+) -> Principal:
+    """Resolve an `Authorization: Bearer ...` header to a principal, or raise Unauthorized."""
+    digest = token_digest(authorization)
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
     with db.read() as session:
         row = session.scalar(sa.select(Token).where(Token.token_hash == digest))
     if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -130,7 +168,10 @@ def authenticate(*, db: Database, authorization: str | None) -> Principal:
         # Coarse on purpose: a write per request would queue every reader behind SQLite's lock.
         with db.write() as session:
             session.execute(sa.update(Token).where(Token.id == row.id).values(last_used_at=now))
-    return Principal(name=row.name, role=Role(row.role))
+    principal = Principal(name=row.name, role=Role(row.role))
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
 
 
 def ensure_bootstrap_token(*, db: Database, token_file: Path) -> bool:

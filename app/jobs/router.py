@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import AdminDep, OperatorDep, ViewerDep
 from app.deps import DbDep
@@ -32,12 +33,16 @@ from app.jobs.worker import JobManager, JobRun
 router = APIRouter(tags=["jobs"])
 
 STREAM_BATCH = 1000  # lines per read while streaming a backlog
+# The log routes are async: a poll for new lines is answered in the event loop, in well under a
+# millisecond, without a hop to a worker thread. More lines than this are rendered in a thread,
+# so that a whole 8 MiB log (tens of ms of json.dumps) never holds up the loop.
+INLINE_LINES = 500
 STREAM_POLL_S = 0.1
 # Job ids are INTEGER columns: 32 bits on PostgreSQL. A larger id is a 422, not a driver error.
 MAX_ID = 2**31 - 1
 
 
-def get_manager(request: Request) -> JobManager:
+async def get_manager(request: Request) -> JobManager:
     manager: JobManager = request.app.state.jobs
     return manager
 
@@ -125,7 +130,7 @@ def _wants_text(fmt: str | None, accept: str | None) -> bool:
 
 
 @router.get("/info/job/{which}", summary="The active or the last job, with its log")
-def get_job_log(
+async def get_job_log(
     which: Literal["active", "last"],
     jobs: ManagerDep,
     _: ViewerDep,
@@ -145,7 +150,10 @@ def get_job_log(
     body = run.bodies.get(key) if whole else None
     if body is None:
         piece = run.log.read(since=since, tail=tail)
-        body = _render(view, piece, text=text, color=color)
+        if len(piece.lines) <= INLINE_LINES:
+            body = _render(view, piece, text=text, color=color)
+        else:
+            body = await run_in_threadpool(_render, view, piece, text=text, color=color)
         if whole:
             run.bodies[key] = body
     headers = {

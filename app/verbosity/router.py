@@ -40,7 +40,7 @@ def _known_name(name: str) -> str:
         raise NodeNotFound(name[:253]) from None
 
 
-def _ctx(request: Request) -> Verbosity:
+async def _ctx(request: Request) -> Verbosity:
     ctx: Verbosity = request.app.state.verbosity
     return ctx
 
