@@ -15,7 +15,7 @@ forking: the daemon runs threads, and fork() of a threaded process can copy a he
 Processes: runner's cancel kills ansible-playbook's process group, which is not all of a job (see
 kill_leftovers); whatever ends a run, the child and then the daemon kill the rest.
 
-Messages, child to daemon: ("out", text) with whole lines, ("report", (task, res)),
+Messages, child to daemon: ("out", text) with whole lines, batched, ("report", (task, res)),
 ("result", RunResult) or ("error", message); daemon to child: "cancel". When the daemon dies, the
 child reads end-of-file on its pipe and cancels the run, so no playbook outlives its daemon.
 """
@@ -37,6 +37,7 @@ from app.jobs import runner
 # At most this much output per message: a huge event is split at line ends, so the daemon never
 # holds more than one such chunk besides its log buffer.
 CHUNK_CHARS = 1 << 20
+BATCH_S = 0.05
 POLL_S = 0.1
 
 _context = multiprocessing.get_context("forkserver")
@@ -114,42 +115,78 @@ def _child_main(conn: Connection, run_args: dict[str, Any], wants_reports: bool)
     # Ctrl-C in the daemon's terminal reaches this whole process group: the daemon decides what
     # happens to the job (it cancels it on shutdown), not the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cancel = False
-
-    def should_cancel() -> bool:
-        nonlocal cancel
-        try:
-            while not cancel and conn.poll():
-                cancel = conn.recv() == "cancel"
-        except (EOFError, OSError):
-            cancel = True  # the daemon is gone: nobody would see this job's end
-        return cancel
-
-    def send(message: tuple[str, Any]) -> None:
-        nonlocal cancel
-        try:
-            conn.send(message)
-        except (BrokenPipeError, OSError):
-            cancel = True
-
-    def on_output(text: str) -> None:
-        for chunk in split_lines(text, CHUNK_CHARS):
-            send(("out", chunk))
-
+    pipe = _ChildPipe(conn)
     try:
         result = runner.run_playbook(
             **run_args,
-            on_output=on_output,
-            should_cancel=should_cancel,
-            on_report=(lambda task, res: send(("report", (task, res)))) if wants_reports else None,
+            on_output=pipe.on_output,
+            should_cancel=pipe.should_cancel,
+            on_report=pipe.on_report if wants_reports else None,
         )
-        send(("result", result))
+        pipe.send(("result", result))
     except Exception as exc:  # whatever it is, the daemon must hear of it, not a bare EOF
-        send(("error", f"{type(exc).__name__}: {exc}"))
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         # Here too, not only in the daemon: after a kill -9 of the daemon nobody else would.
         kill_leftovers(Path(run_args["private_data_dir"]))
         conn.close()
+
+
+class _ChildPipe:
+    """The child's end: output sent in batches, cancel and the daemon's death noticed.
+
+    Batches (every BATCH_S, or CHUNK_CHARS) rather than a message per event: a job printing
+    1,000 lines a second would otherwise wake the daemon's job thread 1,000 times a second, and
+    each wake-up takes the GIL from the requests being served.
+    """
+
+    def __init__(self, conn: Connection, clock: Callable[[], float] = time.monotonic) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.cancel = False
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.flushed_at = clock()
+
+    def on_output(self, text: str) -> None:
+        for chunk in split_lines(text, CHUNK_CHARS):
+            self.pending.append(chunk)
+            self.pending_chars += len(chunk)
+            if self.pending_chars >= CHUNK_CHARS:
+                self.flush()
+        if self.clock() - self.flushed_at >= BATCH_S:
+            self.flush()
+
+    def on_report(self, task: str, res: dict[str, Any]) -> None:
+        self.send(("report", (task, res)))
+
+    def should_cancel(self) -> bool:
+        # runner asks after every read, at least every pexpect timeout: a quiet job's last lines
+        # wait no longer than that.
+        self.flush()
+        try:
+            while not self.cancel and self.conn.poll():
+                self.cancel = self.conn.recv() == "cancel"
+        except (EOFError, OSError):
+            self.cancel = True  # the daemon is gone: nobody would see this job's end
+        return self.cancel
+
+    def flush(self) -> None:
+        self.flushed_at = self.clock()
+        if self.pending:
+            # Each chunk is whole lines, so joined by a line end they are the same lines.
+            text, self.pending, self.pending_chars = "\n".join(self.pending), [], 0
+            self._send(("out", text))
+
+    def send(self, message: tuple[str, Any]) -> None:
+        self.flush()  # output first: the daemon must have every line before the result
+        self._send(message)
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, OSError):
+            self.cancel = True
 
 
 def split_lines(text: str, size: int) -> Iterator[str]:

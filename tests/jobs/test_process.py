@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.jobs import runner  # noqa: F401 - applies the pexpect bound under test
-from app.jobs.process import job_processes, split_lines
+from app.jobs.process import BATCH_S, _ChildPipe, job_processes, split_lines
 from tests.jobs.conftest import local_node, register, wait_finished, wait_lines
 
 
@@ -84,3 +85,20 @@ def test_runner_process_killed_mid_job_fails_the_job_and_says_why(
 
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_output_is_batched_into_the_same_lines_and_comes_before_the_result() -> None:
+    clock = [100.0]
+    ours, theirs = multiprocessing.Pipe()
+    pipe = _ChildPipe(theirs, clock=lambda: clock[0])
+    for text in ("x\ny", "z\n", "\x1b[31mred\x1b[0m"):
+        pipe.on_output(text)
+    assert not ours.poll(), "a batch goes out every BATCH_S, not every event"
+    pipe.send(("result", "done"))
+    kind, text = ours.recv()
+    assert kind == "out"
+    assert lines_of(text) == ["x", "y", "z", "", "\x1b[31mred\x1b[0m"]  # as three events give
+    assert ours.recv() == ("result", "done")
+    clock[0] += 2 * BATCH_S
+    pipe.on_output("late")
+    assert ours.recv() == ("out", "late")
