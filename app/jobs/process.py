@@ -4,7 +4,7 @@ Why not in the daemon's own thread, as before:
 - memory: ansible-runner holds each event whole while it reads it. A task whose result prints
   30 MB took 430 MB in the process running ansible-runner; in the daemon that is unbounded, and
   an out-of-memory kill would take the API down with it. Here the child may die; the daemon only
-  ever holds what the job's log buffer keeps, plus one chunk in flight.
+  ever holds what the job's log buffer keeps, plus the batch of output in flight.
 - CPU: ansible-runner's read loop spends about 100 us of Python per line of output. In the daemon
   that competes for the GIL with every request; here it runs beside it, on another core.
 
@@ -34,10 +34,10 @@ from typing import Any
 
 from app.jobs import runner
 
-# At most this much output per message: a huge event is split at line ends, so the daemon never
-# holds more than one such chunk besides its log buffer.
+# A huge event is split at line ends into chunks of at most this much, and a batch is sent once
+# it holds this much: the daemon never holds more than about two chunks besides its log buffer.
 CHUNK_CHARS = 1 << 20
-BATCH_S = 0.05
+BATCH_S = 0.05  # and a batch goes out at least this often while the job prints
 POLL_S = 0.1
 
 _context = multiprocessing.get_context("forkserver")
