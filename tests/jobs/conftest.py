@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings, load_settings
+from app.jobs.process import job_processes
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
@@ -77,3 +78,21 @@ def wait_lines(client: TestClient, text: str, timeout_s: float = 30) -> dict[str
             return response.json()
         time.sleep(0.05)
     raise AssertionError(f"the active job never printed {text!r}")
+
+
+def runner_pids(job_dir: Path) -> set[int]:
+    """The processes running ansible-runner for a job: the parents of its ansible-playbook."""
+    playbook = job_processes(job_dir)
+    return {parent_of(pid) for pid in playbook} - set(playbook)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def wait_no_processes(job_dir: Path, timeout_s: float) -> None:
+    """Poll until no process of the job is left."""
+    deadline = time.monotonic() + timeout_s
+    while left := job_processes(job_dir):
+        assert time.monotonic() < deadline, f"the job's processes run on: {left}"
+        time.sleep(0.1)

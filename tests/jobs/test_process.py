@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
@@ -15,8 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.jobs import runner  # noqa: F401 - applies the pexpect bound under test
-from app.jobs.process import BATCH_S, _ChildPipe, job_processes, split_lines
-from tests.jobs.conftest import local_node, register, wait_finished, wait_lines
+from app.jobs.process import BATCH_S, _ChildPipe, split_lines
+from tests.jobs.conftest import (
+    local_node,
+    register,
+    runner_pids,
+    wait_finished,
+    wait_lines,
+    wait_no_processes,
+)
 
 
 def lines_of(text: str) -> list[str]:
@@ -64,10 +70,9 @@ def test_runner_process_killed_mid_job_fails_the_job_and_says_why(
     ).json()
     wait_lines(admin, "TASK [Wait]")
     job_dir = data_dir / "jobs" / str(job["id"])
-    playbook = job_processes(job_dir)
-    runner_pids = {parent_of(pid) for pid in playbook} - set(playbook)
-    assert len(runner_pids) == 1, runner_pids
-    os.kill(runner_pids.pop(), signal.SIGKILL)
+    runners = runner_pids(job_dir)
+    assert len(runners) == 1, runners
+    os.kill(runners.pop(), signal.SIGKILL)
 
     done = wait_finished(admin, job["id"])
     assert done["status"] == "failed"
@@ -77,14 +82,7 @@ def test_runner_process_killed_mid_job_fails_the_job_and_says_why(
     assert admin.get("/info/node/m1").json()["state"] == "failed"
     text = admin.get("/info/job/last", params={"format": "text"}).text
     assert "[clusterm: the process running ansible-runner failed" in text
-    deadline = time.monotonic() + 5
-    while left := job_processes(job_dir):
-        assert time.monotonic() < deadline, f"the job's processes run on: {left}"
-        time.sleep(0.1)
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    wait_no_processes(job_dir, timeout_s=5)
 
 
 def test_output_is_batched_into_the_same_lines_and_comes_before_the_result() -> None:

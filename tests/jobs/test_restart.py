@@ -8,12 +8,13 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from app.jobs.process import job_processes
-from tests.jobs.conftest import FINISHED, local_node
+from tests.jobs.conftest import FINISHED, local_node, runner_pids, wait_no_processes
 from tests.jobs.daemon import Daemon
 
 
@@ -33,6 +34,15 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         d.close()
 
 
+def start_sleeping_job(daemon: Daemon) -> tuple[httpx.Client, dict[str, Any]]:
+    client = daemon.start()
+    client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
+    job = client.post(
+        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
+    ).json()
+    return client, dict(job)
+
+
 def wait_for_line(client: httpx.Client, text: str) -> dict[str, object]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -44,18 +54,13 @@ def wait_for_line(client: httpx.Client, text: str) -> dict[str, object]:
 
 
 def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
-    client = daemon.start()
-    client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
-    job = client.post(
-        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
-    ).json()
+    client, job = start_sleeping_job(daemon)
     seen = wait_for_line(client, "TASK [Wait]")
     job_dir = daemon.data_dir / "jobs" / str(job["id"])
 
     # The daemon dies together with its runner process (as under `kill -9 -- -PGID`, or the
     # kernel's out-of-memory killer): nobody is left to stop Ansible, in its own session.
-    runner_pids = {parent_of(pid) for pid in job_processes(job_dir)} - set(job_processes(job_dir))
-    for pid in runner_pids:
+    for pid in runner_pids(job_dir):
         os.kill(pid, signal.SIGKILL)
     daemon.stop(signal.SIGKILL)
     assert job_processes(job_dir), "ansible-playbook should have outlived the daemon"
@@ -84,31 +89,16 @@ def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
 
 def test_kill_9_of_the_daemon_alone_stops_its_playbook(daemon: Daemon) -> None:
     """The runner process reads the end of its pipe to the dead daemon and stops the job."""
-    client = daemon.start()
-    client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
-    job = client.post(
-        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
-    ).json()
+    client, job = start_sleeping_job(daemon)
     wait_for_line(client, "TASK [Wait]")
     job_dir = daemon.data_dir / "jobs" / str(job["id"])
     assert job_processes(job_dir)
     daemon.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while left := job_processes(job_dir):
-        assert time.monotonic() < deadline, f"processes of the job outlived the daemon: {left}"
-        time.sleep(0.1)
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    wait_no_processes(job_dir, timeout_s=10)
 
 
 def test_sigterm_mid_job_ends_it_as_interrupted(daemon: Daemon) -> None:
-    client = daemon.start()
-    client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
-    job = client.post(
-        "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
-    ).json()
+    client, job = start_sleeping_job(daemon)
     wait_for_line(client, "TASK [Wait]")
     daemon.stop(signal.SIGTERM)
     assert job_processes(daemon.data_dir / "jobs" / str(job["id"])) == []
