@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.jobs.variables import VarSpec
 from app.verbosity.config import ComponentConfig, ComponentName, check_components
 
 DEFAULT_PORT = 9007  # the original clusterm's port; users' scripts expect it
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    # HTTPS with uvicorn's own TLS when both are set; clusterctl checks it with --ca-file.
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain)")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key")
+    # Live streams (timeline and job log) held open at once; beyond it a 503 with Retry-After.
+    max_stream_followers: int = Field(default=100, ge=1, le=10_000)
 
     # timeline
     # A month covers the usual gap between a failure and the ticket that asks about it, and the
@@ -54,6 +60,9 @@ class Settings(BaseSettings):
     timeline_keep_days: int = Field(default=30, ge=0, le=36_500)
     timeline_max_events: int = Field(default=1_000_000, ge=1_000)
     timeline_max_events_per_node: int = Field(default=300, ge=10)
+    # The audit trail (tokens, refusals, jobs accepted, verbosity) is capped on its own: the
+    # general cap never removes an audit event and this one never removes anything else.
+    timeline_max_audit_events: int = Field(default=200_000, ge=1_000)
     timeline_purge_interval_s: float = Field(default=600.0, gt=0, le=86_400)
     timeline_purge_batch: int = Field(default=1_000, ge=1, le=100_000)
     # Proxies commonly cut an idle connection after 60 s; a comment every 15 s keeps streams open.
@@ -79,6 +88,11 @@ class Settings(BaseSettings):
     )
     extra_vars: dict[str, Any] = Field(
         default_factory=dict, description="extra vars of every job; globals and requests win"
+    )
+    operator_extra_vars: dict[str, VarSpec] = Field(
+        default_factory=dict,
+        description="extra vars an operator may send besides the timing and retry knobs, each "
+        'with its type: {"my_batch": {"type": "int", "min": 1, "max": 50}}',
     )
     ansible_env: dict[str, str] = Field(
         default_factory=dict,
@@ -122,6 +136,12 @@ class Settings(BaseSettings):
     )
     drift_timeout_s: int = Field(default=120, ge=5, le=3600)
     cluster_nodes_playbook: str = "cluster_nodes.yml"
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        return self
 
     @property
     def known_hosts_file(self) -> Path:

@@ -19,3 +19,5 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # None: never expires (`clusterm token create --ttl 30d` sets it).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -32,6 +32,8 @@ class TimelineEvent(Base):
         # Deleting a node sets its events' node_id to NULL: without this index that is a full scan.
         sa.Index("ix_timeline_event_node_id", "node_id"),
         sa.Index("ix_timeline_event_occurred_at", "occurred_at"),
+        # Retention counts and purges audit and other events separately (see retention).
+        sa.Index("ix_timeline_event_audit_id", "audit", "id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -53,6 +55,8 @@ class TimelineEvent(Base):
     attempt: Mapped[int | None] = mapped_column(nullable=True)
     duration_ms: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     actor: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    # Part of the audit trail (tokens, refusals, jobs accepted, verbosity): capped on its own.
+    audit: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
 
     # Write-only link: set from a Node (even one not yet flushed); never loaded implicitly.
     node: Mapped[Node | None] = relationship(lazy="raise")
