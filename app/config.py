@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from app.jobs.variables import VarSpec
+from app.jobs.variables import OperatorVars
 from app.verbosity.config import ComponentConfig, ComponentName, check_components
 
 DEFAULT_PORT = 9007  # the original clusterm's port; users' scripts expect it
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     extra_vars: dict[str, Any] = Field(
         default_factory=dict, description="extra vars of every job; globals and requests win"
     )
-    operator_extra_vars: dict[str, VarSpec] = Field(
+    operator_extra_vars: OperatorVars = Field(
         default_factory=dict,
         description="extra vars an operator may send besides the timing and retry knobs, each "
         'with its type: {"my_batch": {"type": "int", "min": 1, "max": 50}}',
@@ -114,8 +114,8 @@ class Settings(BaseSettings):
     )
     verbosity_apiserver_node: str | None = Field(
         default=None,
-        description="node whose apiserver relays kubelet calls (via_apiserver); default: the "
-        "first master node by name",
+        description="node whose apiserver relays kubelet calls (via_apiserver); it must be a "
+        "master in the cluster; default: the first such master by name",
     )
     verbosity_concurrency: int = Field(default=100, ge=1, le=2000)
     verbosity_timeout_s: float = Field(default=5.0, gt=0, le=120)
@@ -212,4 +212,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         loaded = _FileSettings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, str(config_file or "flag"))) from exc
-    return Settings.model_construct(**loaded.model_dump())
+    # Field by field, not through a dump: nested settings (verbosity_components,
+    # operator_extra_vars) stay validated models instead of turning back into plain dicts.
+    return Settings.model_construct(
+        **{name: getattr(loaded, name) for name in Settings.model_fields}
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
@@ -14,7 +15,13 @@ from app.jobs import inventory, process, runner
 from app.nodes.models import Node
 
 
-def list_cluster_nodes(*, settings: Settings, master: Node, work_dir: Path) -> dict[str, str]:
+def list_cluster_nodes(
+    *,
+    settings: Settings,
+    master: Node,
+    work_dir: Path,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> dict[str, str]:
     """The cluster's Nodes as name -> UID; raise UpstreamError when the master cannot tell."""
     shutil.rmtree(work_dir, ignore_errors=True)  # a fresh private data dir every time
     result_file = work_dir / "nodes.json"
@@ -34,7 +41,7 @@ def list_cluster_nodes(*, settings: Settings, master: Node, work_dir: Path) -> d
         ),
         timeout_s=settings.drift_timeout_s,
         on_output=output.append,
-        should_cancel=lambda: False,
+        should_cancel=should_cancel,
     )
     if result.status != "successful" or not result_file.is_file():
         tail = " | ".join(line.strip() for line in output if line.strip())[-600:]

@@ -3,7 +3,10 @@
 Groups: `targets` is exactly the job's hosts (the playbooks act on it); `masters` and `workers`
 sort them by host group, and `masters` also holds the cluster's commissioned masters, first, so
 a playbook can reach the existing control plane (to join, or to drain) without touching them.
-(The contract with the playbooks: /tmp/helpers/JOBS_CONTRACT.md, kept in docs/jobs.md.)
+The contract with the playbooks is in ansible/README.md.
+
+Everything in it came through the API (names, addresses, users, node vars), so it is written as
+data that Ansible never templates (app.jobs.unsafe), in a file only the daemon's user can read.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from app.jobs import unsafe
 from app.nodes.models import Node
 
 
@@ -75,6 +77,4 @@ def _inventory(
 
 
 def write_inventory(path: Path, inventory: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
+    return unsafe.write(path, inventory)

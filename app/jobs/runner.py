@@ -1,12 +1,14 @@
 """The one module that imports ansible_runner: run a playbook, stream its output, report per host.
 
-ansible-runner's sharp edges (REFERENCE.md §3) are handled here, once:
+ansible-runner's sharp edges are handled here, once:
 - a `cancel_callback` is always given, else runner installs its own SIGINT/SIGTERM handlers and
   steals the daemon's shutdown signals; it is polled every `pexpect_timeout` (0.2 s, not 5 s), and
   cancel and timeout SIGKILL the playbook's whole process group;
-- every run gets a fresh private data dir, so no run sees another's env files (runner writes
-  them once and never again); they hold the extra vars (mode 0600) rather than the command line,
-  which any local user could read in `ps`;
+- every run gets a fresh private data dir, so no run sees another's env files;
+- the extra vars never reach runner's `extravars`: runner would put them as JSON on
+  ansible-playbook's command line, which any local user reads in `ps`, and Ansible would evaluate
+  any template in them. They go to `env/extravars` (mode 0600) instead, every string tagged
+  `!unsafe` (app.jobs.unsafe), which runner passes as `-e @env/extravars`;
 - the event handler is O(1) and returns False, so runner writes no per-event JSON file; the
   per-host results come from the `playbook_on_stats` event itself (runner.stats would be None);
 - `suppress_output_file`: the log is ours (bounded); runner's own stdout copy would be unbounded;
@@ -27,6 +29,8 @@ from typing import Any
 
 import ansible_runner
 import pexpect  # type: ignore[import-untyped]
+
+from app.jobs import unsafe
 
 PEXPECT_TIMEOUT_S = 0.2
 
@@ -129,6 +133,11 @@ def event_handler(
     return on_event
 
 
+def write_extra_vars(private_data_dir: Path, extra_vars: dict[str, Any]) -> Path:
+    """The file runner hands to ansible-playbook as `-e @env/extravars` (see above)."""
+    return unsafe.write(private_data_dir / "env" / "extravars", extra_vars)
+
+
 def run_playbook(
     *,
     private_data_dir: Path,
@@ -144,12 +153,12 @@ def run_playbook(
     """Run to the end (or cancel, or timeout) in the calling thread; output goes to on_output."""
     stats: dict[str, dict[str, int]] = {}
     private_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_extra_vars(private_data_dir, extra_vars)
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
             playbook=str(playbook),
             inventory=str(inventory),
-            extravars=extra_vars,
             envvars=env,
             event_handler=event_handler(on_output, stats, on_report),
             cancel_callback=should_cancel,

@@ -28,6 +28,14 @@ def _json_object(value: Any) -> Any:
 
 
 ExtraVars = Annotated[Vars, BeforeValidator(_json_object)]
+# Which of them a caller may send depends on the caller's role (app.jobs.variables): checked by
+# service.check_extra_vars before a job is accepted.
+_REQUEST_VARS: Any = Field(
+    default_factory=dict,
+    description="Ansible extra vars, passed to the playbook as data (never templated). An "
+    "operator may send only the declared ones: the timing and retry knobs (integers within "
+    "bounds) and the setting operator_extra_vars; an admin may send any.",
+)
 _address = TypeAdapter(NodeAddress)
 
 
@@ -78,18 +86,18 @@ class _Input(BaseModel):
 class CommissionRequest(_Input):
     nodes: NodeList
     host_group: HostGroup | None = None
-    extra_vars: ExtraVars = Field(default_factory=dict)
+    extra_vars: ExtraVars = _REQUEST_VARS
 
 
 class DecommissionRequest(_Input):
     nodes: NodeList
-    extra_vars: ExtraVars = Field(default_factory=dict)
+    extra_vars: ExtraVars = _REQUEST_VARS
 
 
 class UpdateRequest(_Input):
     nodes: NodeList
     host_group: HostGroup | None = None
-    extra_vars: ExtraVars = Field(default_factory=dict)
+    extra_vars: ExtraVars = _REQUEST_VARS
 
 
 class DiscoverRequest(_Input):
@@ -98,7 +106,7 @@ class DiscoverRequest(_Input):
         Field(min_length=1, max_length=MAX_NODES, description="ADDRESS or ADDRESS:PORT"),
     ]
     ssh_user: SshUser = "root"
-    extra_vars: ExtraVars = Field(default_factory=dict)
+    extra_vars: ExtraVars = _REQUEST_VARS
 
 
 class GlobalsBody(_Input):

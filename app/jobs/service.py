@@ -16,9 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.auth.service import Role
 from app.db import utcnow
 from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
+from app.jobs import variables
 from app.jobs.models import ACTIVE_STATUSES, Job, JobGlobals, Kind, Status
+from app.jobs.variables import VarSpec
 from app.nodes import service as nodes
 from app.nodes.lifecycle import Event, State
 from app.nodes.models import Node
@@ -53,11 +56,33 @@ class Targets:
     cluster_masters: list[Node]
 
 
+# The column's size: PostgreSQL refuses a longer text (a 500), SQLite would store it anyway.
+DESC_MAX: int = getattr(Job.__table__.c.desc.type, "length", None) or 1024
+DESC_SHOWN = 10
+
+
 def describe(kind: Kind, names: Sequence[str], host_group: str | None) -> str:
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    """One line for the job list: the first names, and how many more; it always fits `job.desc`."""
     what = "addresses" if kind == Kind.DISCOVER else "nodes"
     group = f" as {host_group}" if host_group else ""
-    return f"{kind.value} {what} {shown}{group}"
+    shown = list(names[:DESC_SHOWN])
+    while True:
+        more = len(names) - len(shown)
+        text = f"{kind.value} {what} {', '.join(shown)}{f' and {more} more' if more else ''}{group}"
+        # Ten 253-character DNS names do not fit: show fewer of them.
+        if len(text) <= DESC_MAX or not shown:
+            return text[:DESC_MAX]
+        shown.pop()
+
+
+def check_extra_vars(
+    *, role: Role, extra_vars: dict[str, Any], declared: dict[str, VarSpec]
+) -> None:
+    """An admin may send any extra var; anyone else only the declared ones, each of its type
+    (app.jobs.variables). Called before a job is accepted: a refusal leaves nothing behind."""
+    if role == Role.ADMIN:
+        return
+    variables.check_operator_vars(extra_vars, declared=declared)
 
 
 def active_job(*, session: Session) -> Job | None:
@@ -71,8 +96,12 @@ def accept_job(
     names: Sequence[str],
     host_group: str | None,
     actor: str,
+    extra_var_names: Sequence[str] = (),
 ) -> Job:
-    """Check everything, move the nodes to their *_start state and create the job (queued)."""
+    """Check everything, move the nodes to their *_start state and create the job (queued).
+
+    The timeline records the names of the request's extra vars, never their values (secrets).
+    """
     active = active_job(session=session)
     if active is not None:
         raise JobActive(job_id=active.id, kind=active.kind)
@@ -110,6 +139,7 @@ def accept_job(
         actor=actor,
         job_id=job.id,
         note=job.desc,
+        details={"extra_vars": sorted(extra_var_names)},
     )
     for node, from_state, to_state in moved:
         timeline.record_event(

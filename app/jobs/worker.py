@@ -141,7 +141,12 @@ class JobManager:
                 raise JobActive(job_id=current.row.id, kind=current.row.kind)
             with self.db.write() as session:
                 job = jobs.accept_job(
-                    session=session, kind=kind, names=names, host_group=host_group, actor=actor
+                    session=session,
+                    kind=kind,
+                    names=names,
+                    host_group=host_group,
+                    actor=actor,
+                    extra_var_names=list(extra_vars),
                 )
                 merged = jobs.merge_extra_vars(
                     settings_vars=self.settings.extra_vars,

@@ -29,6 +29,8 @@ def job_settings(data_dir: Path, db_url: str, **extra: Any) -> Settings:
         "update_playbook": "job.yml",
         "discover_playbook": "job.yml",
         "cleanup_playbook": "cleanup.yml",
+        # The test playbook's wait, for operators too (the setting's own use).
+        "operator_extra_vars": {"sleep_s": {"type": "int", "min": 0, "max": 600}},
     }
     values.update(extra)
     return load_settings(**values)

@@ -35,7 +35,7 @@ def test_commission_wait_follows_the_job_and_exits_with_its_result(
         "-e",
         json.dumps({"fail_hosts": ["w1"]}),
         "--wait",
-        role="operator",
+        role="admin",  # fail_hosts is not declared for operators
     )
     out, err = capsys.readouterr()
     assert code == 4
