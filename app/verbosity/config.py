@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MAX_LEVEL = 2147483647  # what klog accepts since Kubernetes 1.27 (REFERENCE.md §2)
+MAX_LEVEL = 2147483647  # what klog accepts since Kubernetes 1.27 (docs/verbosity.md)
 NODE_VAR = "clusterm_verbosity"
 
 ComponentName = Literal[
@@ -52,7 +52,7 @@ class ComponentConfig(BaseModel):
     @field_validator("path")
     @classmethod
     def _check_path(cls, path: str | None) -> str | None:
-        if path is not None and (not _PATH_RE.match(path) or "/../" in f"{path}/"):
+        if path is not None and (not _PATH_RE.fullmatch(path) or "/../" in f"{path}/"):
             raise ValueError("must be an absolute URL path such as /debug/flags/v")
         return path
 

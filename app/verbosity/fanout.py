@@ -66,7 +66,7 @@ async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -
     async def one(step: Step) -> Outcome:
         target = step.target
         if target.problem:
-            return Outcome(False, 404 if target.gone else 422, target.problem)
+            return Outcome(False, target.problem_status, target.problem)
         profile = profiles[target.credentials]
         if isinstance(profile, CredentialsError):
             return Outcome(False, 502, str(profile))
@@ -76,6 +76,8 @@ async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -
             except Exception:
                 # A bug must cost one target, not the whole fan-out's record of the others.
                 log.exception("sending to %s on %s failed unexpectedly", *target.key)
-                return Outcome(False, 502, "clusterm failed while sending; see its log")
+                return Outcome(
+                    False, 502, "clusterm failed while sending; see its log", uncertain=True
+                )
 
     return list(await asyncio.gather(*(one(step) for step in steps)))

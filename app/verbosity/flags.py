@@ -1,6 +1,6 @@
 """Parsing what users send: a verbosity value (Kubernetes' rules, Kubernetes' words) and a ttl.
 
-A bad value is answered exactly as a Kubernetes component answers it (REFERENCE.md §2): 400,
+A bad value is answered exactly as a Kubernetes component answers it (docs/verbosity.md): 400,
 `text/plain`, the Go parse error as the body. Scripts that handle a component's refusal handle
 clusterm's the same way, and a bad value is refused here, before anything is forwarded.
 """
@@ -24,6 +24,7 @@ _GO_ESCAPES = {
     "\t": "\\t",
     "\v": "\\v",
 }
+TTL_MAX_CHARS = 32
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)
 
 
@@ -83,7 +84,15 @@ def parse_ttl(text: str | None, *, default_s: int, max_s: int, field: str = "ttl
     if text is None:
         return default_s
     text = text.strip()
-    match = _DURATION_RE.match(text) if text else None
+    if len(text) > TTL_MAX_CHARS:
+        # Checked before any digit is converted: a number of thousands of digits is refused
+        # by Python's int() (and would be longer than any maximum anyway).
+        raise Invalid(
+            f"{field}: {text[:32]!r}... is {len(text)} characters long; a duration is at most "
+            f"{TTL_MAX_CHARS} (write it as 90s, 15m or 1h30m)",
+            field=field,
+        )
+    match = _DURATION_RE.fullmatch(text) if text else None
     if text.isascii() and text.isdigit():
         seconds = int(text)
     elif match and any(match.groups()):

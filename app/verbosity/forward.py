@@ -36,6 +36,8 @@ class Outcome:
     content_type: str | None = None
     refused: bool = False  # the component answered one of REFUSALS (explained in `message`)
     upstream: bool = False  # `status` and `body` are the component's own
+    # The request went out but no answer came back: the component may have taken the level.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,19 +132,39 @@ class Forwarder:
         where = f"{target.component} on {target.node}"
         if target.via:
             where += f" (through the apiserver on {target.via})"
+        if target.url is None:
+            return Outcome(False, target.problem_status, target.problem or f"{where}: no URL")
         headers = {"Authorization": f"Bearer {profile.token}"} if profile.token else {}
-        log.debug("PUT %s level %d to %s", target.url, level, where)
+        shown = target.shown
+        log.debug("PUT %s level %d to %s", shown, level, where)
+        # A zone id picks the interface; no certificate names it, and TLS would check the host
+        # as written: the certificate is checked against the address alone.
+        address, zone, _ = target.url.host.partition("%")
+        extensions = {"sni_hostname": address} if zone else {}
         try:
+            # The URL object itself, never its text: httpx parses nothing again.
             async with profile.client.stream(
-                "PUT", target.url, content=str(level).encode(), headers=headers
+                "PUT",
+                target.url,
+                content=str(level).encode(),
+                headers=headers,
+                extensions=extensions,
             ) as response:
                 body = await _read_capped(response)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            return Outcome(
+                False,
+                504,
+                f"{where} did not accept a connection within {self.timeout.connect}s at "
+                f"{shown} (setting verbosity_timeout_s)",
+            )
         except httpx.TimeoutException:
             return Outcome(
                 False,
                 504,
-                f"{where} did not answer within {self.timeout.read}s at {target.url} "
+                f"{where} did not answer within {self.timeout.read}s at {shown} "
                 "(setting verbosity_timeout_s)",
+                uncertain=True,
             )
         except httpx.ConnectError as exc:
             reason = _tls_reason(exc)
@@ -150,13 +172,15 @@ class Forwarder:
                 return Outcome(
                     False,
                     502,
-                    f"TLS with {where} at {target.url} failed: {reason}. Give the CA that signs "
+                    f"TLS with {where} at {shown} failed: {reason}. Give the CA that signs "
                     f"its certificate as ca_file of {target.credentials} in "
                     "verbosity_components (or opt into insecure_skip_tls_verify for it)",
                 )
-            return Outcome(False, 502, f"cannot connect to {where} at {target.url}: {exc}")
+            return Outcome(False, 502, f"cannot connect to {where} at {shown}: {exc}")
         except httpx.TransportError as exc:
-            return Outcome(False, 502, f"{where} at {target.url} broke off the exchange: {exc}")
+            return Outcome(
+                False, 502, f"{where} at {shown} broke off the exchange: {exc}", uncertain=True
+            )
         status = response.status_code
         text = body.decode(errors="replace").strip()
         content_type = response.headers.get("content-type")

@@ -1,9 +1,21 @@
-"""The Kubernetes components whose verbosity clusterm changes, and how each is reached.
+"""The Kubernetes components whose verbosity clusterm changes, where each runs, how each is reached.
 
-Defaults come from REFERENCE.md §2; the settings override them per component, and a node's
-`vars.clusterm_verbosity` overrides the port and baseline per node. A target's host is always the
-node's inventory address (or, for a kubelet reached through the apiserver, the apiserver node's):
-nothing a request carries can choose where clusterm connects. That is the SSRF boundary.
+The defaults are Kubernetes' own (ports, schemes, `/debug/flags/v`, baseline V2); the settings
+override them per component, and a node's `vars.clusterm_verbosity` overrides the port and
+baseline per node. Where a request may go is decided here, and only here:
+
+- The host is the node's inventory address, checked again with the node schema's address rule
+  (a row stored before that rule was strict cannot slip through), or, for a kubelet reached
+  through the apiserver, the apiserver node's. Nothing a request carries chooses it.
+- The URL is built from its parts (scheme, host, port, path) and handed to httpx as that
+  `httpx.URL`, never as a string httpx would parse again: a parse could read a host out of what
+  was meant as a part of another one.
+- A component is reached, and its credentials sent, only on a node of its `host_groups` (the
+  control plane: masters) in a state where it may run (`REACHABLE_STATES`: neither `registered`,
+  never provisioned, nor `decommissioned`). A failed or provisioning node stays reachable: it is
+  the node support is debugging.
+- The apiserver that relays kubelet calls (`via_apiserver`) is on a master in the cluster
+  (`IN_CLUSTER`): the configured `verbosity_apiserver_node`, else the first such master by name.
 """
 
 from __future__ import annotations
@@ -17,12 +29,30 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.errors import NotFound
+from app.nodes.lifecycle import State
 from app.nodes.models import Node
+from app.nodes.schemas import check_address
 from app.verbosity.config import NODE_VAR, ComponentConfig, NodeOverride
 
 DEFAULT_PATH = "/debug/flags/v"
 CONTROL_PLANE = ("master",)
 EVERY_NODE = ("master", "worker")
+
+REACHABLE_STATES = frozenset(
+    {
+        State.PROVISIONING,
+        State.COMMISSIONED,
+        State.UPDATING,
+        State.MAINTENANCE,
+        State.DECOMMISSIONING,
+        State.FAILED,
+    }
+)
+IN_CLUSTER = frozenset({State.COMMISSIONED, State.UPDATING, State.MAINTENANCE})
+_STATE_WHY = {
+    State.REGISTERED.value: "registered and never provisioned",
+    State.DECOMMISSIONED.value: "decommissioned",
+}
 
 
 @dataclass(frozen=True)
@@ -65,20 +95,30 @@ class ComponentNotFound(NotFound):
 
 @dataclass(frozen=True)
 class Target:
-    """One component on one node, resolved to the URL clusterm will call."""
+    """One component on one node, resolved to the URL clusterm will call (None: nowhere)."""
 
     component: str
     node: str
-    url: str
+    url: httpx.URL | None
     baseline_level: int
     credentials: str  # the component whose credentials and TLS settings are used
     via: str | None = None  # the apiserver node, when the kubelet is reached through it
-    problem: str | None = None  # why nothing can be sent (a bad node override)
-    gone: bool = False  # the node has left the inventory since clusterm changed it
+    problem: str | None = None  # why nothing can be sent (a bad node override, a bad address)
+    # The node has left the inventory, or can no longer run the component, since clusterm
+    # changed it: nothing is sent, and clusterm forgets the level.
+    gone: bool = False
+    # What a problem answers: 422 a row to correct, 409 a node (or relay) in the wrong state or
+    # group, 404 a node deleted from the inventory.
+    problem_status: int = 422
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.component, self.node)
+
+    @property
+    def shown(self) -> str:
+        """The URL for messages and logs (built from checked parts, so safe to print)."""
+        return str(self.url) if self.url is not None else "(nowhere)"
 
 
 def _merge(base: Component, config: ComponentConfig) -> Component:
@@ -89,13 +129,14 @@ def _merge(base: Component, config: ComponentConfig) -> Component:
 
 
 def _node_override(node: Node, component: str) -> tuple[NodeOverride, str | None]:
-    raw: Any = (node.vars or {}).get(NODE_VAR)
+    variables: Any = node.vars
+    raw: Any = variables.get(NODE_VAR) if isinstance(variables, dict) else None
     if raw is None:
         return NodeOverride(), None
     where = f"node {node.name!r} var {NODE_VAR}"
     if not isinstance(raw, dict):
         return NodeOverride(), f"{where} must be an object keyed by component name"
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    unknown = sorted(str(k)[:64] for k in set(raw) - set(DEFAULTS))
     if unknown:
         return NodeOverride(), f"{where} names unknown components {unknown}; known: " + ", ".join(
             DEFAULTS
@@ -111,6 +152,27 @@ def _node_override(node: Node, component: str) -> tuple[NodeOverride, str | None
             "be set per node"
         )
         return NodeOverride(), message
+
+
+def _groups(groups: tuple[str, ...]) -> str:
+    return " and ".join(groups) + " nodes"
+
+
+def _url(node: Node, *, scheme: str, port: int, path: str) -> httpx.URL:
+    """The URL from its parts; ValueError names what is wrong with the node's address."""
+    try:
+        host = check_address(node.address)
+    except ValueError as exc:
+        raise ValueError(
+            f"node {node.name!r} has the address {node.address[:64]!r}, which clusterm does not "
+            f"connect to: it {exc}; correct it with PATCH /nodes/{node.name}"
+        ) from None
+    try:
+        return httpx.URL(scheme=scheme, host=host, port=port, path=path)
+    except httpx.InvalidURL as exc:
+        raise ValueError(
+            f"clusterm cannot build a URL to node {node.name!r} at {host!r}: {exc}"
+        ) from None
 
 
 class Registry:
@@ -130,48 +192,104 @@ class Registry:
         except KeyError:
             raise ComponentNotFound(name) from None
 
-    def gone(self, component: str, node: str) -> Target:
-        """A target whose node has been deleted: nothing can be sent to it any more."""
+    def unreachable(self, component: Component, node: Node) -> str | None:
+        """Why `component` is not reached on `node` (its credentials never go there), or None."""
+        if node.host_group not in component.host_groups:
+            return (
+                f"node {node.name!r} is a {node.host_group}, and {component.name} runs on "
+                f"{_groups(component.host_groups)} only (host_groups)"
+            )
+        if node.state not in REACHABLE_STATES:
+            why = _STATE_WHY.get(node.state, node.state)
+            return f"node {node.name!r} is {why}: {component.name} cannot run there"
+        return None
+
+    def gone(self, component: str, node: str, reason: str | None = None) -> Target:
+        """A target clusterm no longer sends to: the node was deleted (`reason` None), or it can
+        no longer run the component (`reason` says why). Its level is forgotten."""
         base = self.components.get(component) or DEFAULTS["kubelet"]
-        problem = f"node {node!r} is no longer in the inventory; clusterm forgets its level"
-        return Target(component, node, "", base.baseline_level, component, None, problem, True)
+        if reason is None:
+            problem = f"node {node!r} is no longer in the inventory; clusterm forgets its level"
+            status = 404
+        else:
+            problem = f"{reason}; nothing was sent, and clusterm forgets its level there"
+            status = 409
+        return Target(
+            component, node, None, base.baseline_level, component, None, problem, True, status
+        )
 
     def target(self, component: Component, node: Node, *, apiserver: Node | None) -> Target:
+        reason = self.unreachable(component, node)
+        if reason is not None:
+            return self.gone(component.name, node.name, reason)
         override, problem = _node_override(node, component.name)
         baseline = (
             override.baseline_level
             if override.baseline_level is not None
             else component.baseline_level
         )
+
+        def broken(why: str, *, credentials: str = component.name, status: int = 422) -> Target:
+            return Target(
+                component.name, node.name, None, baseline, credentials, None, why, False, status
+            )
+
         if component.via_apiserver:
             api = self.components["kube-apiserver"]
-            if apiserver is None:
-                problem = problem or (
-                    "the kubelet is set to be reached through the apiserver (via_apiserver), "
-                    "but there is no master node to reach it on; register one or set "
-                    "verbosity_apiserver_node"
-                )
-                return Target(component.name, node.name, "", baseline, api.name, None, problem)
+            apiserver_or_why = self._relay(api, apiserver)
+            if isinstance(apiserver_or_why, str):
+                if problem:
+                    return broken(problem, credentials=api.name)
+                # No master in a state to relay: a conflict with the cluster's state (409).
+                return broken(apiserver_or_why, credentials=api.name, status=409)
+            apiserver = apiserver_or_why
             api_override, api_problem = _node_override(apiserver, api.name)
-            url = httpx.URL(
-                scheme=api.scheme,
-                host=apiserver.address,
-                port=api_override.port or api.port,
-                path=f"/api/v1/nodes/{node.name}/proxy{component.path}",
-            )
+            try:
+                url = _url(
+                    apiserver,
+                    scheme=api.scheme,
+                    port=api_override.port or api.port,
+                    path=f"/api/v1/nodes/{node.name}/proxy{component.path}",
+                )
+            except ValueError as exc:
+                return broken(str(exc), credentials=api.name)
             return Target(
                 component.name,
                 node.name,
-                str(url),
+                url,
                 baseline,
                 api.name,
                 apiserver.name,
                 problem or api_problem,
             )
-        url = httpx.URL(
-            scheme=component.scheme,
-            host=node.address,
-            port=override.port or component.port,
-            path=component.path,
-        )
-        return Target(component.name, node.name, str(url), baseline, component.name, None, problem)
+        try:
+            url = _url(
+                node,
+                scheme=component.scheme,
+                port=override.port or component.port,
+                path=component.path,
+            )
+        except ValueError as exc:
+            return broken(problem or str(exc))
+        return Target(component.name, node.name, url, baseline, component.name, None, problem)
+
+    def _relay(self, api: Component, apiserver: Node | None) -> Node | str:
+        """The apiserver node that relays kubelet calls, or why there is none to use."""
+        if apiserver is None:
+            where = (
+                f"verbosity_apiserver_node {self.apiserver_node!r} is not in the inventory"
+                if self.apiserver_node
+                else "there is no master in the cluster (commissioned, updating or maintenance)"
+            )
+            return (
+                "the kubelet is set to be reached through the apiserver (via_apiserver), but "
+                f"{where}; commission one or set verbosity_apiserver_node"
+            )
+        if apiserver.host_group not in api.host_groups or apiserver.state not in IN_CLUSTER:
+            return (
+                f"the kubelet is reached through the apiserver on {apiserver.name!r}, a "
+                f"{apiserver.host_group} that is {apiserver.state}; kube-apiserver is reached "
+                f"only on {_groups(api.host_groups)} in the cluster (commissioned, updating or "
+                "maintenance): commission one or change verbosity_apiserver_node"
+            )
+        return apiserver

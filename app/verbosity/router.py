@@ -2,7 +2,8 @@
 proxy route, for each component; the fan-out, the known levels and the resets.
 
 Fan-out answers say how it went in the status: 200 every target succeeded, 207 some did, 502
-none did; the body always holds one result per target.
+none did; the body always holds one result per target. A request naming a node the component
+cannot be reached on (docs/verbosity.md) is 409 with nothing sent, as an unknown node is 404.
 """
 
 from __future__ import annotations
@@ -131,7 +132,13 @@ def _proxied(outcome: Outcome, *, component: str, node: str) -> Response:
         body["component_status"] = outcome.status
         body["component_body"] = outcome.body[:COMPONENT_BODY_MAX].decode(errors="replace")
     else:
-        names = {504: "UpstreamTimeout", 502: "UpstreamError", 404: "NotFound", 422: "Invalid"}
+        names = {
+            504: "UpstreamTimeout",
+            502: "UpstreamError",
+            404: "NotFound",
+            422: "Invalid",
+            409: "Conflict",
+        }
         body["error"] = names.get(outcome.status, "UpstreamError")
     return JSONResponse({"error": body.pop("error"), **body}, status_code=outcome.status)
 
@@ -148,7 +155,8 @@ async def put_component(
     """Forward Kubernetes' `PUT /debug/flags/v` to `component` on `node` and pass its answer on.
 
     The value is checked first and a bad one never leaves clusterm; an unknown node or component
-    is 404 with nothing sent."""
+    is 404, and a node the component does not run on (another group, registered, decommissioned)
+    409, with nothing sent."""
     try:
         level = parse_level(await request.body())
     except BadFlagValue as exc:

@@ -59,6 +59,11 @@ class TargetResult(BaseModel):
     level: int
 
 
+class SkippedNode(BaseModel):
+    node: str
+    reason: str
+
+
 class ChangeReport(BaseModel):
     """200: every target succeeded; 207: some did; 502: none did."""
 
@@ -69,6 +74,12 @@ class ChangeReport(BaseModel):
     succeeded: int
     failed: int
     results: list[TargetResult]
+    skipped: list[SkippedNode] = Field(
+        default_factory=list,
+        description='nodes "all" or a group left out, nothing sent: they cannot run the '
+        "component (registered, never provisioned, or decommissioned; or outside its "
+        "host_groups)",
+    )
 
 
 class LevelRead(BaseModel):

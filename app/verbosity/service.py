@@ -1,9 +1,10 @@
 """Verbosity operations: change, reset, revert what is due, list; and clusterm's own level.
 
-Each operation on components follows the same four steps: resolve the targets (nothing is sent
-if a name is unknown), take the targets' locks, read what clusterm knew, send concurrently, then
-record every outcome and its timeline event in one transaction. `Verbosity` holds what the
-operations share for the life of the daemon.
+Each operation on components follows the same steps: resolve the targets (nothing is sent if a
+name is unknown or cannot run the component), take the targets' locks, read what clusterm knew
+(and, for a change, write it ahead), send concurrently, then record every outcome and its
+timeline event in one transaction. `Verbosity` holds what the operations share for the life of
+the daemon.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app.verbosity.fanout import TargetLocks, send_all
 from app.verbosity.forward import Forwarder, Outcome
 from app.verbosity.own import OwnVerbosity
 from app.verbosity.registry import Registry
-from app.verbosity.schemas import ChangeReport, LevelRead, Selection, TargetResult
+from app.verbosity.schemas import ChangeReport, LevelRead, Selection, SkippedNode, TargetResult
 from app.verbosity.store import Step
 
 log = logging.getLogger("clusterm.verbosity")
@@ -120,6 +121,7 @@ def _report(
     level: int | None,
     ttl_s: int | None,
     reverts_at: dt.datetime | None,
+    skipped: Sequence[SkippedNode] = (),
 ) -> ChangeReport:
     results = _results(steps, outcomes)
     succeeded = sum(r.ok for r in results)
@@ -131,6 +133,7 @@ def _report(
         succeeded=succeeded,
         failed=len(results) - succeeded,
         results=results,
+        skipped=list(skipped),
     )
 
 
@@ -143,21 +146,26 @@ async def change(
     ttl_s: int,
     actor: str,
 ) -> tuple[ChangeReport, list[Outcome]]:
-    """Set `level` on every selected target; with a ttl, schedule the revert in the database."""
-    targets = await _read(
+    """Set `level` on every selected target; the change and its revert are written first (see
+    the store's docstring: what a crash in the middle leaves)."""
+    resolution = await _read(
         ctx,
         lambda s: store.resolve(
             session=s, registry=ctx.registry, component=component, selection=selection
         ),
     )
-    keys = [t.key for t in targets]
-    async with ctx.locks.hold(keys):
-        known = await _read(ctx, lambda s: store.known_levels(session=s, keys=keys))
-        steps = store.plan_change(targets, known, level)
+    targets = resolution.targets
+    async with ctx.locks.hold([t.key for t in targets]):
+        now = utcnow()
+        steps = await _write(
+            ctx,
+            lambda s: store.begin_change(
+                session=s, targets=targets, level=level, ttl_s=ttl_s, actor=actor, now=now
+            ),
+        )
         outcomes = await send_all(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )
-        now = utcnow()
         await _write(
             ctx,
             lambda s: store.record_change(
@@ -166,11 +174,17 @@ async def change(
         )
     ok = sum(o.ok for o in outcomes)
     log.info("%s set %s to V%d on %d of %d nodes", actor, component, level, ok, len(outcomes))
-    if ttl_s:
+    if ttl_s or any(o.uncertain for o in outcomes):
         ctx.revert_scheduled.set()
     reverts_at = now + dt.timedelta(seconds=ttl_s) if ttl_s else None
     report = _report(
-        steps, outcomes, component=component, level=level, ttl_s=ttl_s, reverts_at=reverts_at
+        steps,
+        outcomes,
+        component=component,
+        level=level,
+        ttl_s=ttl_s,
+        reverts_at=reverts_at,
+        skipped=resolution.skipped,
     )
     return report, outcomes
 
@@ -179,13 +193,15 @@ async def reset(
     *, ctx: Verbosity, component: str | None, nodes: Sequence[str] | None, actor: str
 ) -> ChangeReport:
     """Put levels back now, each to its pending revert's destination or else its baseline."""
-    steps = await _read(
-        ctx,
-        lambda s: store.plan_reset(
-            session=s, registry=ctx.registry, component=component, nodes=nodes
-        ),
-    )
-    outcomes = await _apply(ctx, steps, actor=actor, reason="VerbosityReset")
+
+    def plan(session: Session) -> list[Step]:
+        return store.plan_reset(
+            session=session, registry=ctx.registry, component=component, nodes=nodes
+        )
+
+    keys = [s.target.key for s in await _read(ctx, plan)]
+    # Planned again once the targets are locked: a change that held them may have moved a level.
+    steps, outcomes = await _apply(ctx, keys, plan, actor=actor, reason="VerbosityReset")
     log.info("%s reset %d levels", actor, len(steps))
     return _report(steps, outcomes, component=component, level=None, ttl_s=None, reverts_at=None)
 
@@ -193,19 +209,30 @@ async def reset(
 async def revert_due(*, ctx: Verbosity, limit: int = 500) -> int:
     """Run the reverts whose time has come; return how many were attempted."""
     now = utcnow()
-    steps = await _read(
-        ctx,
-        lambda s: store.due_reverts(session=s, registry=ctx.registry, now=now, limit=limit),
-    )
-    if steps:
-        await _apply(ctx, steps, actor=store.SYSTEM_ACTOR, reason="VerbosityReverted")
-    return len(steps)
+    keys = await _read(ctx, lambda s: store.due_keys(session=s, now=now, limit=limit))
+    if not keys:
+        return 0
+
+    def plan(session: Session) -> list[Step]:
+        return store.due_reverts(session=session, registry=ctx.registry, now=now, keys=keys)
+
+    await _apply(ctx, keys, plan, actor=store.SYSTEM_ACTOR, reason="VerbosityReverted")
+    return len(keys)
 
 
-async def _apply(ctx: Verbosity, steps: list[Step], *, actor: str, reason: str) -> list[Outcome]:
-    if not steps:
-        return []
-    async with ctx.locks.hold([s.target.key for s in steps]):
+async def _apply(
+    ctx: Verbosity,
+    keys: Sequence[store.Key],
+    plan: Callable[[Session], list[Step]],
+    *,
+    actor: str,
+    reason: str,
+) -> tuple[list[Step], list[Outcome]]:
+    if not keys:
+        return [], []
+    locked = set(keys)
+    async with ctx.locks.hold(keys):
+        steps = [s for s in await _read(ctx, plan) if s.target.key in locked]
         outcomes = await send_all(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )
@@ -223,7 +250,7 @@ async def _apply(ctx: Verbosity, steps: list[Step], *, actor: str, reason: str) 
                 max_attempts=ctx.settings.verbosity_revert_max_attempts,
             ),
         )
-    return outcomes
+    return steps, outcomes
 
 
 async def next_revert_at(*, ctx: Verbosity) -> dt.datetime | None:

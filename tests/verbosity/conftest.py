@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import trustme
 from fastapi.testclient import TestClient
 
 from app.config import Settings, load_settings
+from app.db import Database
+from app.nodes.models import Node
 from tests.conftest import node_body
 from tests.verbosity.emulator import Emulator
 
@@ -95,13 +98,23 @@ def register(
     ports: dict[str, int] | None = None,
     *,
     group: str = "worker",
+    state: str = "commissioned",
     **extra: Any,
 ) -> None:
-    """Register a node on 127.0.0.1 whose components listen on `ports` (node vars)."""
+    """Register a node on 127.0.0.1 whose components listen on `ports` (node vars), in `state`
+    (commissioned unless told: a registered node runs no component clusterm may reach)."""
     variables = {"clusterm_verbosity": {c: {"port": p} for c, p in (ports or {}).items()}}
     body = node_body(name, host_group=group, **{"vars": variables, **extra})
     r = admin.post("/nodes", json=body)
     assert r.status_code == 201, r.text
+    set_state(admin, state, name)
+
+
+def set_state(client: TestClient, state: str, *names: str) -> None:
+    """Put nodes in a lifecycle state directly (the jobs that move them need real hosts)."""
+    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    with db.write() as session:
+        session.execute(sa.update(Node).where(Node.name.in_(names)).values(state=state))
 
 
 def put_level(client: TestClient, path: str, body: bytes, **params: str) -> Any:

@@ -1,11 +1,12 @@
 """Kubernetes components' `/debug/flags/v`, emulated over real HTTP(S) on loopback.
 
 One uvicorn server listens on many loopback sockets; each socket is one component on one node
-(an `Endpoint`) with its own level, token, mode and delay. The handler implements REFERENCE.md §2
-byte for byte, as k8s.io/apiserver's `StringFlagPutHandler` with component-base's `GlogSetter`
-(Kubernetes 1.27+) writes it: `text/plain`, `X-Content-Type-Options: nosniff`, the text plus a
-newline (Go's `fmt.Fprintln`). It is written from the contract, not from clusterm's code, so a
-mistake in clusterm's parsing cannot hide behind the same mistake here.
+(an `Endpoint`) with its own level, token, mode and delay. The handler implements the contract
+in docs/verbosity.md byte for byte, as k8s.io/apiserver's `StringFlagPutHandler` with
+component-base's `GlogSetter` (Kubernetes 1.27+) writes it: `text/plain`,
+`X-Content-Type-Options: nosniff`, the text plus a newline (Go's `fmt.Fprintln`). It is written
+from the contract, not from clusterm's code, so a mistake in clusterm's parsing cannot hide behind
+the same mistake here.
 
 An endpoint can also play an apiserver relaying `/api/v1/nodes/{node}/proxy/debug/flags/v` to
 the kubelet endpoint registered under that node's name.
@@ -90,10 +91,12 @@ class Emulator:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def add(self, name: str, **options: Any) -> Endpoint:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def add(self, name: str, *, host: str = "127.0.0.1", **options: Any) -> Endpoint:
+        """An endpoint on `host` (127.0.0.1, or ::1 for IPv6) at a port of its own."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         sock.listen(1024)
         sock.setblocking(False)
         endpoint = Endpoint(name=name, port=sock.getsockname()[1], **options)
@@ -111,7 +114,7 @@ class Emulator:
             return self._start({})
         assert self._cert_dir is not None
         pem = self._cert_dir / f"server-{id(self)}.pem"
-        cert = self._ca.issue_cert("127.0.0.1", "localhost")
+        cert = self._ca.issue_cert("127.0.0.1", "::1", "localhost")
         cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
         return self.start_tls(str(pem))
 
@@ -228,3 +231,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Trap:
+    """A loopback port that records every connection made to it, whatever is sent (or not):
+    the place a request must never reach."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self.port = int(self._sock.getsockname()[1])
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(65536))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()

@@ -12,11 +12,13 @@ from fastapi.testclient import TestClient
 from app.db import Database
 from app.nodes.models import Node
 from tests.conftest import node_body
-from tests.verbosity.conftest import TOKEN
+from tests.verbosity.conftest import TOKEN, set_state
 from tests.verbosity.emulator import Emulator, free_port
 
 
-def register_many(admin: TestClient, nodes: dict[str, int], group: str = "worker") -> None:
+def register_many(
+    admin: TestClient, nodes: dict[str, int], group: str = "worker", state: str = "commissioned"
+) -> None:
     body = [
         node_body(
             name,
@@ -27,6 +29,7 @@ def register_many(admin: TestClient, nodes: dict[str, int], group: str = "worker
     ]
     r = admin.post("/nodes", json=body)
     assert r.status_code == 201, r.text
+    set_state(admin, state, *nodes)
 
 
 def by_node(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -158,6 +161,7 @@ def test_all_skips_decommissioned_nodes_and_control_plane_targets_masters(
         group = "master" if name.startswith("m") else "worker"
         body = node_body(name, host_group=group, vars={"clusterm_verbosity": ports})
         assert admin.post("/nodes", json=body).status_code == 201
+    set_state(admin, "commissioned", "m1", "w1")
     with db.write() as session:
         session.execute(sa.update(Node).where(Node.name == "w2").values(state="decommissioned"))
     r = admin.post("/verbosity", json={"component": "kubelet", "nodes": "all", "level": 3})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -57,7 +58,16 @@ def test_ttl_reverts_by_itself_and_is_audited(admin: TestClient) -> None:
     assert admin.put(OWN, content=b"5", params={"ttl": "1s"}).status_code == 200
     assert admin.get(OWN).text == "5\n"
     wait_for(lambda: admin.get(OWN).text == "2\n")
-    events = admin.get("/info/timeline", params={"action": "verbosity"}).json()["items"]
+
+    def timeline() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = admin.get(
+            "/info/timeline", params={"action": "verbosity"}
+        ).json()["items"]
+        return items
+
+    # The revert is recorded just after the level drops (a task of its own).
+    wait_for(lambda: any(e["reason"] == "VerbosityReverted" for e in timeline()))
+    events = timeline()
     reasons = [(e["reason"], e["from_state"], e["to_state"], e["actor"]) for e in events]
     assert ("VerbosityReverted", "5", "2", "clusterm") in reasons
     assert ("VerbositySet", "2", "5", "admin") in reasons

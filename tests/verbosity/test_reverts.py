@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.verbosity.conftest import TOKEN, register
+from tests.verbosity.conftest import TOKEN, register, set_state
 from tests.verbosity.emulator import Emulator
 from tests.verbosity.test_own import wait_for
 
@@ -156,6 +156,7 @@ def test_reset_of_a_node_that_left_the_inventory_forgets_it(
 ) -> None:
     setup_nodes(admin, emulators, "n1")
     change(admin, ["n1"], 4, "1h")
+    set_state(admin, "failed", "n1")  # a node in the cluster cannot be deleted
     assert admin.delete("/nodes/n1").status_code == 204
     r = admin.delete("/verbosity")
     assert r.status_code == 502
