@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from clusterctl.api import Api, Unreachable
+from clusterctl.api import Api, Refused, Unreachable
 from clusterctl.common import JsonOpt, api
 from clusterctl.output import error, print_json
 
@@ -117,6 +117,12 @@ def _follow(client: Api, printer: Printer, after_id: int, params: dict[str, Any]
                 for sse in source.iter_sse():
                     if sse.event == "reset":
                         error(f"timeline: {json.loads(sse.data).get('message', sse.data)}")
+                    elif sse.event == "error":
+                        # The daemon ended the stream (the token was revoked or expired):
+                        # reconnecting would only be refused, so stop and say why.
+                        body = json.loads(sse.data)
+                        status = 401 if body.get("error") == "Unauthorized" else 503
+                        raise Refused(status, str(body.get("error")), str(body.get("message")))
                     elif sse.event == "message" and sse.data:
                         printer.event(json.loads(sse.data))
                     if sse.id:

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
+from app.auth.refusals import RefusalLog
 from app.auth.service import Principal, Role
 from app.db import Database
 from app.errors import Forbidden
@@ -22,12 +23,13 @@ log = logging.getLogger("clusterm.auth")
 _bearer = HTTPBearer(auto_error=False, description="a token from `clusterm token create`")
 
 
-async def _principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    # async, with the database read (a cache miss) in a thread: most requests then reach their
-    # route without a hop to a worker thread for authentication.
+async def current_principal(request: Request) -> Principal:
+    """Who sent `request`, checked now (through the token cache): Unauthorized otherwise.
+
+    async, with the database read (a cache miss) in a thread: most requests then reach their
+    route without a hop to a worker thread for authentication. Live streams call it again while
+    they run, so that a revoked token stops its streams too (see `app.streams`).
+    """
     header = request.headers.get("authorization")
     cache: service.TokenCache = request.app.state.token_cache
     known = cache.get(service.token_digest(header))
@@ -39,26 +41,66 @@ async def _principal(
     )
 
 
+async def _principal(
+    request: Request,
+    # Declared for the API description (the Bearer scheme); the header is read above.
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await current_principal(request)
+
+
+def record_refusal(request: Request, principal: Principal, exc: Forbidden) -> None:
+    """Put a refused request on the audit trail; never raises (the refusal stands regardless).
+
+    Blocking: call it from a worker thread."""
+    try:
+        _record_refusal(request, principal, exc)
+    except Exception:
+        # The refusal stands even if the audit trail cannot be written (a locked or unreachable
+        # database): the caller gets its 403, not a 500.
+        log.exception("could not record a refused request on the timeline")
+
+
 def _record_refusal(request: Request, principal: Principal, exc: Forbidden) -> None:
     # A known token trying what its role does not allow is worth an audit trail: a mistyped
-    # script, or someone probing. Its own transaction: the refused request changes nothing else.
-    db: Database = request.app.state.db
-    with db.write() as session:
-        timeline.record_event(
-            session=session,
-            action="authorize",
-            reason="Forbidden",
-            result="failed",
-            severity="audit",
-            actor=principal.name,
-            note=f"{request.method} {request.url.path} refused: {exc.message}",
-            details={
-                "method": request.method,
-                "path": request.url.path,
-                "role": str(principal.role),
-                "required_role": exc.details.get("required_role"),
-            },
+    # script, or someone probing. At most one event per token per minute, though (see
+    # `refusals`): a loop of refused calls must not flood the timeline. Its own transaction: the
+    # refused request changes nothing else.
+    refusals: RefusalLog = request.app.state.refusals
+    carried = refusals.admit(principal.name)
+    if carried is None:
+        return
+    note = f"{request.method} {request.url.path} refused: {exc.message}"
+    details: dict[str, object] = {
+        "method": request.method,
+        "path": request.url.path,
+        "role": str(principal.role),
+        "required_role": exc.details.get("required_role"),
+        "refusals_not_recorded": carried.count,
+    }
+    if carried.count:
+        since = carried.since.isoformat(timespec="seconds") if carried.since else "?"
+        details["not_recorded_since"] = since
+        note += (
+            f" (and {carried.count} earlier refusals of this token since {since}, not recorded "
+            "one by one: at most one refusal event per token per minute)"
         )
+    db: Database = request.app.state.db
+    try:
+        with db.write() as session:
+            timeline.record_event(
+                session=session,
+                action="authorize",
+                reason="Forbidden",
+                result="failed",
+                severity="audit",
+                actor=principal.name,
+                note=note,
+                details=details,
+            )
+    except Exception:
+        refusals.give_back(principal.name, carried)
+        raise
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
@@ -68,12 +110,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         try:
             principal.require(role)
         except Forbidden as exc:
-            try:
-                await run_in_threadpool(_record_refusal, request, principal, exc)
-            except Exception:
-                # The refusal stands even if the audit trail cannot be written (a locked or
-                # unreachable database): the caller gets its 403, not a 500.
-                log.exception("could not record a refused request on the timeline")
+            await run_in_threadpool(record_refusal, request, principal, exc)
             raise
         return principal
 

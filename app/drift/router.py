@@ -48,7 +48,11 @@ def last_check(request: Request, _: ViewerDep) -> CheckRead:
     return _read(watch, watch.last)
 
 
-@router.post("/drift/check", response_model=CheckRead)
+@router.post(
+    "/drift/check",
+    response_model=CheckRead,
+    summary="Check now; 409 CheckRunning at once while a check runs (nobody waits for it)",
+)
 async def check_now(request: Request, _: OperatorDep) -> CheckRead:
     watch = _watch(request)
     return _read(watch, await run_in_threadpool(watch.check))

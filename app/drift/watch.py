@@ -15,7 +15,7 @@ from app.config import Settings
 from app.db import Database, utcnow
 from app.drift import service as drift
 from app.drift.source import list_cluster_nodes
-from app.errors import ClustermError
+from app.errors import ClustermError, Conflict
 from app.jobs.models import Kind
 from app.jobs.worker import JobManager
 from app.timeline import service as timeline
@@ -35,21 +35,55 @@ class Check:
     remediation_jobs: list[int] = field(default_factory=list)
 
 
+class CheckRunning(Conflict):
+    pass
+
+
 class DriftWatch:
     def __init__(self, *, db: Database, settings: Settings, jobs: JobManager) -> None:
         self.db, self.settings, self.jobs = db, settings, jobs
         self.last: Check | None = None
         self._remediated_at: dict[str, float] = {}  # node -> monotonic time of its last re-join
-        self._lock = threading.Lock()  # one check at a time (the loop and POST /drift/check)
+        # One check at a time (the loop and POST /drift/check). Never waited for: a second
+        # caller is told at once, rather than holding a worker thread for up to drift_timeout_s.
+        self._lock = threading.Lock()
+        self._running_since: dt.datetime | None = None
+        self._stopping = False
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Cancel a check in flight and wait for it (blocking: call it from a thread).
+
+        Called before the store closes: a check still running in its thread would otherwise go
+        on using the database after it was disposed, and could queue a re-join job during
+        shutdown."""
+        self._stopping = True
+        if self._lock.acquire(timeout=timeout_s):
+            self._lock.release()
+        else:
+            log.warning("a drift check was still running %.0f s after shutdown began", timeout_s)
 
     def check(self) -> Check:
-        """Run one check now (blocking: call it from a thread)."""
-        with self._lock:
+        """Run one check now (blocking: call it from a thread); CheckRunning if one runs."""
+        if not self._lock.acquire(blocking=False):
+            since = self._running_since
+            raise CheckRunning(
+                "a drift check is already running"
+                + (f" (since {since.isoformat(timespec='seconds')})" if since else "")
+                + "; its result will be at GET /info/drift when it ends",
+                running_since=since.isoformat() if since else None,
+            )
+        try:
+            self._running_since = utcnow()
             self.last = self._check()
             return self.last
+        finally:
+            self._running_since = None
+            self._lock.release()
 
     def _check(self) -> Check:
         now = utcnow()
+        if self._stopping:
+            return Check(now, "skipped", "clusterm is stopping")
         if self.jobs.active is not None:
             # Nodes come and go while a job runs; the job verifies its own joins.
             return Check(now, "skipped", "a job is active; checked again next interval")
@@ -62,6 +96,7 @@ class DriftWatch:
                 settings=self.settings,
                 master=master,
                 work_dir=self.settings.data_dir / "drift",
+                should_cancel=lambda: self._stopping,
             )
         except ClustermError as exc:
             log.warning("drift check failed: %s", exc.message)
@@ -70,7 +105,8 @@ class DriftWatch:
             found = drift.apply_node_list(session=session, present=present, now=now)
         for name in found.newly_missing:
             log.warning("node %s is missing from the cluster", name)
-        jobs = self._remediate(found.missing) if self.settings.drift_remediate else []
+        remediate = self.settings.drift_remediate and not self._stopping
+        jobs = self._remediate(found.missing) if remediate else []
         message = (
             f"{len(present)} Nodes in the cluster; missing: {', '.join(found.missing)}"
             if found.missing
@@ -124,6 +160,9 @@ class DriftWatch:
             await asyncio.sleep(interval)
             try:
                 await run_in_threadpool(self.check)
+            except CheckRunning:
+                # Someone asked for a check just before: it serves as this interval's.
+                log.debug("drift check skipped: one is already running")
             except Exception:
                 # The watch must outlive any one bad check; the log has the cause.
                 log.exception("drift check crashed")

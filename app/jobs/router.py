@@ -11,9 +11,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import AdminDep, OperatorDep, ViewerDep
+from app import streams
+from app.auth.deps import AdminDep, OperatorDep, ViewerDep, record_refusal
+from app.auth.service import Principal
 from app.deps import DbDep
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.jobs import service
 from app.jobs.logbuffer import LogSlice
 from app.jobs.models import ACTIVE_STATUSES, Kind
@@ -50,6 +52,19 @@ async def get_manager(request: Request) -> JobManager:
 ManagerDep = Annotated[JobManager, Depends(get_manager)]
 
 
+def _check_extra_vars(
+    request: Request, who: Principal, extra_vars: dict[str, Any], jobs: JobManager
+) -> None:
+    try:
+        service.check_extra_vars(
+            role=who.role, extra_vars=extra_vars, declared=jobs.settings.operator_extra_vars
+        )
+    except Forbidden as exc:
+        # An operator reaching for an admin-only var is a refusal like a too-low role: audited.
+        record_refusal(request, who, exc)
+        raise
+
+
 def _accepted(response: Response, job: Any) -> JobRead:
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobRead.model_validate(job)
@@ -57,8 +72,13 @@ def _accepted(response: Response, job: Any) -> JobRead:
 
 @router.post("/commission/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def commission_nodes(
-    body: CommissionRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+    body: CommissionRequest,
+    who: OperatorDep,
+    jobs: ManagerDep,
+    request: Request,
+    response: Response,
 ) -> JobRead:
+    _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.COMMISSION,
         names=body.nodes,
@@ -71,8 +91,13 @@ def commission_nodes(
 
 @router.post("/decommission/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def decommission_nodes(
-    body: DecommissionRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+    body: DecommissionRequest,
+    who: OperatorDep,
+    jobs: ManagerDep,
+    request: Request,
+    response: Response,
 ) -> JobRead:
+    _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.DECOMMISSION,
         names=body.nodes,
@@ -85,8 +110,9 @@ def decommission_nodes(
 
 @router.post("/update/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def update_nodes(
-    body: UpdateRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+    body: UpdateRequest, who: OperatorDep, jobs: ManagerDep, request: Request, response: Response
 ) -> JobRead:
+    _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.UPDATE,
         names=body.nodes,
@@ -99,8 +125,9 @@ def update_nodes(
 
 @router.post("/discover/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def discover_nodes(
-    body: DiscoverRequest, who: OperatorDep, jobs: ManagerDep, response: Response
+    body: DiscoverRequest, who: OperatorDep, jobs: ManagerDep, request: Request, response: Response
 ) -> JobRead:
+    _check_extra_vars(request, who, body.extra_vars, jobs)
     addresses = to_addresses(body.addrs, body.ssh_user)
     job = jobs.submit(
         kind=Kind.DISCOVER,
@@ -185,15 +212,14 @@ async def stream_job_log(
     request: Request,
     jobs: ManagerDep,
     _: ViewerDep,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
     color: Annotated[bool, Query()] = True,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
+    resume = streams.last_event_id(last_event_id, max_id=MAX_ID)
     run = _pick(jobs, "active")
-    cursor = since
-    if last_event_id and last_event_id.isdigit():
-        cursor = max(cursor, int(last_event_id))
-    return EventSourceResponse(_events(run, cursor, color), ping=15)
+    cursor = since if resume is None else max(since, resume)
+    return streams.open_stream(request, _events(run, cursor, color), ping=15)
 
 
 async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[ServerSentEvent]:

@@ -20,6 +20,9 @@ from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity
 _DURATION_RE = re.compile(r"^(?:\d+[smhdw])+$")
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+# Longer than any ISO 8601 time or any duration back to year 1; and int() refuses numbers of
+# more than 4,300 digits with an error of its own.
+_MAX_TIME_CHARS = 64
 
 
 def refuse(param: str, reason: str) -> ValidationFailed:
@@ -29,21 +32,44 @@ def refuse(param: str, reason: str) -> ValidationFailed:
 def parse_time(param: str, value: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """ISO 8601 (UTC unless it says otherwise), or a duration back from now: `1h30m`, `7d`."""
     text = value.strip()
+    shown = _shown(value)
+    if len(text) > _MAX_TIME_CHARS:
+        raise refuse(param, f"{shown} is too long for a time or a duration")
     if _DURATION_RE.match(text):
         seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
         try:
             return (now or utcnow()) - dt.timedelta(seconds=seconds)
         except OverflowError:
-            raise refuse(param, f"{value!r} reaches back before year 1") from None
+            raise refuse(param, f"{shown} reaches back before year 1") from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise refuse(
             param,
-            f"{value!r} is neither an ISO 8601 time (2026-11-21T10:00:00Z) "
+            f"{shown} is neither an ISO 8601 time (2026-11-21T10:00:00Z) "
             "nor a duration such as 30m, 1h, 7d",
         ) from None
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        # 9999-12-31T23:00:00-14:00 is in year 10000 in UTC, which no datetime holds.
+        raise refuse(param, f"{shown} is outside years 1-9999 once converted to UTC") from None
+
+
+def _shown(value: str) -> str:
+    """The value as an error message quotes it: whole when short, its head when not."""
+    return repr(value) if len(value) <= 64 else f"{value[:40]!r}… ({len(value)} characters)"
+
+
+def check_node_name(param: str, name: str) -> None:
+    # Control characters are never part of a node name, and PostgreSQL refuses a NUL in any
+    # string it is sent: refused here, by name, not by the driver as a 500.
+    if not name or len(name) > 253 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise refuse(
+            param, f"{_shown(name)} is not a node name (1-253 characters, no control characters)"
+        )
 
 
 def _checked(param: str, values: Sequence[str], pattern: re.Pattern[str], what: str) -> list[str]:
@@ -63,6 +89,7 @@ class TimelineFilter:
     job_id: int | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    audit: bool | None = None
 
     @classmethod
     def parse(
@@ -76,10 +103,10 @@ class TimelineFilter:
         job_id: int | None = None,
         since: str | None = None,
         until: str | None = None,
+        audit: bool | None = None,
     ) -> TimelineFilter:
         for name in nodes:
-            if not name or len(name) > 253:
-                raise refuse("node", f"{name!r} is not a node name (1-253 characters)")
+            check_node_name("node", name)
         for result in results:
             if result not in {r.value for r in Result}:
                 raise refuse("result", f"{result!r} is not one of {', '.join(Result)}")
@@ -104,6 +131,7 @@ class TimelineFilter:
             job_id=job_id,
             since=start,
             until=end,
+            audit=audit,
         )
 
     def where(self) -> list[sa.ColumnElement[bool]]:
@@ -129,4 +157,6 @@ class TimelineFilter:
             out.append(ev.occurred_at >= self.since)
         if self.until is not None:
             out.append(ev.occurred_at < self.until)
+        if self.audit is not None:
+            out.append(ev.audit == (sa.true() if self.audit else sa.false()))
         return out

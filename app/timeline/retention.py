@@ -1,15 +1,23 @@
 """Retention: purge old events in the background, a small batch per transaction.
 
+Events are of two kinds (`timeline_event.audit`, see `vocabulary.is_audit`): the audit trail (who
+was let in or refused, what they asked for) and the rest (what happened to the cluster). Each kind
+has its own count cap, so no flood of one kind can erase the other: a script retrying with a viewer
+token writes audit events and never pushes job history out; a busy cluster writes ordinary events
+and never pushes out the record of who did what.
+
 Rules, in order:
-1. At most `timeline_max_events` events in all: the oldest beyond it go, whatever their age. The
-   disk is finite and a flood (a script retrying with a viewer token, each 403 an audit event)
-   must not fill it.
-2. Beyond `timeline_keep_days`, at most `timeline_max_events_per_node` events per node name
-   (Ironic keeps 300); newer ones are all kept, however many.
+1. At most `timeline_max_events` ordinary events: the oldest beyond it go, whatever their age.
+2. At most `timeline_max_audit_events` audit events: likewise. The disk is finite and a flood
+   must not fill it (refusals are also rate-limited at the source, see `app.auth.deps`).
+3. Beyond `timeline_keep_days`, at most `timeline_max_events_per_node` ordinary events per node
+   name (Ironic keeps 300); newer ones are all kept, however many. Audit events about a node
+   (verbosity changes) fall under rule 2 only.
 
 Each batch is its own short write transaction, so a writer waits at most one batch (a few ms on
-SQLite; on PostgreSQL deletes never block inserts). The highest id purged is recorded in the same
-transaction, which is how the stream knows a cursor has lost events (see `stream`).
+SQLite; on PostgreSQL deletes never block inserts). The highest id purged, of either kind, is
+recorded in the same transaction, which is how the stream knows a cursor may have lost events
+(see `stream`): every purged id is at most that mark, so a cursor at or above it lost nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ ev = TimelineEvent
 class Policy:
     keep_days: int
     max_events: int
+    max_audit_events: int
     max_per_node: int
     batch: int
 
@@ -43,6 +52,7 @@ class Policy:
         return cls(
             keep_days=settings.timeline_keep_days,
             max_events=settings.timeline_max_events,
+            max_audit_events=settings.timeline_max_audit_events,
             max_per_node=settings.timeline_max_events_per_node,
             batch=settings.timeline_purge_batch,
         )
@@ -93,16 +103,23 @@ def purge(
     """Apply the retention rules once; return how many events were deleted."""
     cutoff = (now or utcnow()) - dt.timedelta(days=policy.keep_days)
     deleted = 0
-    with db.read() as session:
-        surplus = _nth_newest_id(session, policy.max_events)
-    if surplus is not None:
-        deleted += _delete_through(db, surplus, policy.batch, should_stop=should_stop)
+    # `= false`, not `IS false`: PostgreSQL answers only the former from the (audit, id) index.
+    ordinary, audit = ev.audit == sa.false(), ev.audit == sa.true()
+    for kind, cap in ((ordinary, policy.max_events), (audit, policy.max_audit_events)):
+        with db.read() as session:
+            surplus = _nth_newest_id(session, cap, kind)
+        if surplus is not None:
+            deleted += _delete_through(db, surplus, policy.batch, kind, should_stop=should_stop)
 
+    # Per node, the (node_name, id) index must lead: `IS NOT true` filters the audit events out
+    # without offering SQLite the (audit, id) index, which it would otherwise pick and then walk
+    # every ordinary event of every node.
+    ordinary_of_node = ev.audit.is_not(True)
     with db.read() as session:
         crowded = list(
             session.scalars(
                 sa.select(ev.node_name)
-                .where(ev.node_name.is_not(None))
+                .where(ev.node_name.is_not(None), ordinary_of_node)
                 .group_by(ev.node_name)
                 .having(sa.func.count() > policy.max_per_node, sa.func.min(ev.occurred_at) < cutoff)
             )
@@ -111,13 +128,16 @@ def purge(
         if should_stop():
             break
         with db.read() as session:
-            surplus = _nth_newest_id(session, policy.max_per_node, ev.node_name == name)
+            surplus = _nth_newest_id(
+                session, policy.max_per_node, ev.node_name == name, ordinary_of_node
+            )
         if surplus is not None:
             deleted += _delete_through(
                 db,
                 surplus,
                 policy.batch,
                 ev.node_name == name,
+                ordinary_of_node,
                 ev.occurred_at < cutoff,
                 should_stop=should_stop,
             )

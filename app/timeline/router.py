@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse
 
+from app import streams
 from app.auth.deps import ViewerDep
 from app.deps import DbDep, SettingsDep
 from app.timeline import service, stream
@@ -32,12 +33,15 @@ SeverityQ = Annotated[
 JobQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this job's events")]
 SinceQ = Annotated[str | None, Query(description="ISO 8601 time (UTC by default) or 1h, 30m, 7d")]
 UntilQ = Annotated[str | None, Query(description="before this time; same forms as since")]
+AuditQ = Annotated[
+    bool | None, Query(description="true: only the audit trail; false: only the rest")
+]
 LimitQ = Annotated[int, Query(ge=1, le=1000, description="events per page, at most 1000")]
 BeforeQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the page older than this id")]
 AfterQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the events right after this id")]
 FormatQ = Annotated[Literal["json", "text"], Query(description="text: one line per event")]
 
-_FILTERS = {"action", "reason", "result", "min_severity", "job"}
+_FILTERS = {"action", "reason", "result", "min_severity", "job", "audit"}
 _PAGING = {"limit", "before_id", "after_id", "format", "since", "until"}
 
 
@@ -65,6 +69,7 @@ def _filters(
     job: JobQ = None,
     since: SinceQ = None,
     until: UntilQ = None,
+    audit: AuditQ = None,
 ) -> TimelineFilter:
     return TimelineFilter.parse(
         nodes=node,
@@ -75,6 +80,7 @@ def _filters(
         job_id=job,
         since=since,
         until=until,
+        audit=audit,
     )
 
 
@@ -86,8 +92,9 @@ def _node_filters(
     job: JobQ = None,
     since: SinceQ = None,
     until: UntilQ = None,
+    audit: AuditQ = None,
 ) -> TimelineFilter:
-    return _filters([], action, reason, result, min_severity, job, since, until)
+    return _filters([], action, reason, result, min_severity, job, since, until, audit)
 
 
 def _stream_filters(
@@ -97,8 +104,9 @@ def _stream_filters(
     result: ResultQ = [],  # noqa: B006
     min_severity: SeverityQ = None,
     job: JobQ = None,
+    audit: AuditQ = None,
 ) -> TimelineFilter:
-    return _filters(node, action, reason, result, min_severity, job)
+    return _filters(node, action, reason, result, min_severity, job, audit=audit)
 
 
 def _render(page: TimelinePage, fmt: str) -> TimelinePage | Response:
@@ -176,6 +184,7 @@ def node_history(
     response_class=EventSourceResponse,
 )
 async def stream_timeline(
+    request: Request,
     db: DbDep,
     settings: SettingsDep,
     _: ViewerDep,
@@ -183,14 +192,10 @@ async def stream_timeline(
     after_id: AfterQ = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    cursor = after_id
-    if last_event_id is not None and last_event_id.strip():
-        # A reconnecting EventSource sends the header and repeats the URL: the header is newer.
-        text = last_event_id.strip()
-        if not (text.isascii() and text.isdigit() and int(text) <= MAX_ID):
-            raise refuse("Last-Event-ID", f"{last_event_id!r} is not an event id")
-        cursor = int(text)
+    # A reconnecting EventSource sends the header and repeats the URL: the header is newer.
+    header = streams.last_event_id(last_event_id, max_id=MAX_ID)
+    cursor = header if header is not None else after_id
     events = stream.follow(
         db=db, filters=filters, after_id=cursor, poll_s=settings.timeline_stream_poll_s
     )
-    return EventSourceResponse(events, ping=settings.timeline_stream_ping_s)
+    return streams.open_stream(request, events, ping=settings.timeline_stream_ping_s)

@@ -26,6 +26,10 @@ class EventRead(BaseModel):
     attempt: int | None
     duration_ms: int | None
     actor: str | None
+    audit: bool = Field(
+        description="part of the audit trail (tokens, refusals, jobs accepted, cancels, globals, "
+        "verbosity), which retention caps on its own"
+    )
 
     @classmethod
     def of(cls, row: Any) -> EventRead:
@@ -47,6 +51,7 @@ class EventRead(BaseModel):
             attempt=row.attempt,
             duration_ms=row.duration_ms,
             actor=row.actor,
+            audit=row.audit,
         )
 
     def line(self) -> str:

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session, instrumentation
 from app.db import utcnow
 from app.errors import NodeNotFound
 from app.nodes.models import Node
-from app.timeline.filters import TimelineFilter, refuse
+from app.timeline.filters import TimelineFilter, check_node_name, refuse
 from app.timeline.models import TimelineEvent, TimelineRetention
 from app.timeline.notify import notifier
 from app.timeline.schemas import EventRead, TimelinePage
-from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity
+from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity, is_audit
 
 NOTE_MAX_BYTES = 1024
 ACTOR_MAX = 64
@@ -152,9 +152,14 @@ def record_event(
         "attempt": attempt,
         "duration_ms": duration_ms,
         "actor": actor[:ACTOR_MAX] if actor else None,
+        "audit": is_audit(action, reason, str(severity)),
     }
     # Built without the ORM's attribute events (as its loader does): at 15 columns they would
-    # cost more than the insert. The object is transient and never flushed by the ORM.
+    # cost more than the insert. The object is transient and never flushed by the ORM. Its
+    # attributes work only once the mappers are configured, which a query would have done; a
+    # process whose first act is to record an event has made none yet.
+    if not _MANAGER.mapper.configured:
+        sa.orm.configure_mappers()
     event = _MANAGER.new_instance()
     event.__dict__.update(row)
     session.info.setdefault(_QUEUE, []).append((event, row))
@@ -345,6 +350,7 @@ def node_history(
 ) -> TimelinePage:
     """A node's events; still there after the node is deleted. 404 only for a name that has
     neither a node nor any event (most likely a typo)."""
+    check_node_name("name", name)
     ev = TimelineEvent
     known = session.scalar(sa.select(Node.id).where(Node.name == name)) is not None
     if not known:

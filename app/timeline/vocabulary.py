@@ -36,3 +36,16 @@ class Severity(StrEnum):
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 REASON_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 FAILED_RESULTS = frozenset({Result.FAILED, Result.INTERRUPTED})
+
+
+# The audit trail: who was let in or refused, and what they asked the daemon to do. Retention caps
+# these events on their own (`timeline_max_audit_events`), so that a flood of refused requests
+# cannot push job history out, nor a busy cluster the record of who did what. Migration 0006
+# classified the rows stored before it with the same rule, less `CancelRequested`, which it left
+# as ordinary events. docs/timeline.md lists them for readers.
+AUDIT_ACTIONS = frozenset({"token", "authorize", "verbosity", "globals.set"})
+AUDIT_REASONS = frozenset({"JobAccepted", "CancelRequested"})
+
+
+def is_audit(action: str, reason: str, severity: str) -> bool:
+    return severity == Severity.AUDIT or action in AUDIT_ACTIONS or reason in AUDIT_REASONS

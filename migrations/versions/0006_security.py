@@ -23,10 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("timeline_event") as batch:
-        batch.add_column(
-            sa.Column("audit", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # A plain ALTER TABLE, not a batch: on SQLite a batch would recreate the table, copying every
+    # event and dropping its AUTOINCREMENT and sqlite_sequence row (event ids must never be reused).
+    op.add_column(
+        "timeline_event",
+        sa.Column("audit", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     event = sa.table(
         "timeline_event",
         sa.column("audit", sa.Boolean()),
@@ -54,5 +56,7 @@ def downgrade() -> None:
     with op.batch_alter_table("token") as batch:
         batch.drop_column("expires_at")
     op.drop_index("ix_timeline_event_audit_id", table_name="timeline_event")
-    with op.batch_alter_table("timeline_event") as batch:
+    with op.batch_alter_table(
+        "timeline_event", table_kwargs={"sqlite_autoincrement": True}
+    ) as batch:
         batch.drop_column("audit")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.auth import service as auth
+from app.config import Settings
+from app.db import Database
 from tests.jobs.conftest import local_node, wait_lines
+from tests.timeline.conftest import ENDS_WITHIN_S, Live, Message, SseReader, serve, wait_for
 
 
 def read_events(client: TestClient, **kwargs: Any) -> list[dict[str, str]]:
@@ -63,3 +70,83 @@ def test_stream_resumes_after_last_event_id(admin: TestClient) -> None:
     ids = [int(e["id"]) for e in events if e.get("event") == "line"]
     assert ids[0] == resume_at + 1
     assert events[-1]["event"] == "status"
+
+
+# --- against the real daemon on a loopback port: a stream outlives the request that opened it ---
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    """The daemon with room for two followers, a local master node, and a viewer token."""
+    with serve(settings.model_copy(update={"max_stream_followers": 2})) as url:
+        db = Database(settings.effective_database_url)
+        tokens = {"admin": settings.admin_token_file.read_text().strip()}
+        with db.write() as session:
+            tokens["viewer"] = auth.create_token(session=session, name="viewer", role="viewer")
+        state = Live(url, tokens, db, settings)
+        with state.http("admin") as http:
+            assert http.post("/nodes", json=[local_node("m1", "master")]).status_code == 201
+        yield state
+        with state.http("admin") as http:
+            http.post("/info/job/active/cancel")
+        db.dispose()
+
+
+def start_long_job(live: Live) -> int:
+    with live.http("admin") as http:
+        r = http.post("/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}})
+        assert r.status_code == 202, r.text
+        job_id: int = r.json()["id"]
+    return job_id
+
+
+def first_line(reader: SseReader) -> Message:
+    msg = reader.take(30)
+    assert msg.event == "line", msg
+    return msg
+
+
+def test_a_job_stream_ends_when_its_token_is_revoked(live: Live) -> None:
+    start_long_job(live)
+    reader = SseReader(live, path="/info/job/active/stream")
+    first_line(reader)
+    with live.db.write() as session:
+        auth.revoke_token(session=session, name="viewer")
+    revoked_at = time.monotonic()
+    while (msg := reader.take(ENDS_WITHIN_S)).event == "line":
+        pass  # lines printed before the check: the job is still running
+    assert time.monotonic() - revoked_at < ENDS_WITHIN_S
+    assert msg.event == "error"
+    body = json.loads(msg.data)
+    assert body["error"] == "Unauthorized"
+    assert "stream ended" in body["message"]
+    wait_for(reader.stopped.is_set, 2, "the server to close the stream")
+    with live.http("admin") as http:
+        assert http.get("/info/job/active").json()["status"] == "running"  # the job goes on
+
+
+def test_the_follower_cap_counts_job_and_timeline_streams_together(live: Live) -> None:
+    start_long_job(live)
+    job_reader = SseReader(live, path="/info/job/active/stream")
+    first_line(job_reader)
+    timeline_reader = SseReader(live)
+    timeline_reader.ready()
+    with live.http() as http:
+        for path in ("/info/job/active/stream", "/info/timeline/stream"):
+            r = http.get(path)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers["Retry-After"].isdigit()
+            assert r.json()["error"] == "TooManyFollowers"
+    with live.http("admin") as http:
+        assert http.post("/info/job/active/cancel").status_code == 200
+    # The job's end ends its stream, and its place is free again.
+    while (msg := job_reader.take(30)).event != "status":
+        assert msg.event in ("line", "gap")
+    wait_for(job_reader.stopped.is_set, 5, "the job stream to end")
+
+    def admitted() -> bool:
+        with live.http() as http, http.stream("GET", "/info/timeline/stream") as response:
+            return response.status_code == 200
+
+    wait_for(admitted, 10, "the job stream's place to free up")
+    timeline_reader.close()

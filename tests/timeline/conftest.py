@@ -3,6 +3,7 @@ loopback port for the stream (SSE needs a real server: TestClient buffers a resp
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -14,11 +15,16 @@ import httpx
 import pytest
 import uvicorn
 
+from app import streams
 from app.auth import service as auth
 from app.config import Settings
 from app.db import Database, upgrade
 from app.main import create_app
 from app.timeline import service as timeline
+
+# How soon an open stream ends after its token is revoked: a check every RECHECK_S, each through a
+# token cache entry at most TokenCache.TTL_S old; one more second for a loaded machine.
+ENDS_WITHIN_S = streams.RECHECK_S + auth.TokenCache.TTL_S + 1
 
 
 def write_events(db: Database, count: int, **fields: Any) -> list[int]:
@@ -66,13 +72,11 @@ class Live:
         )
 
 
-@pytest.fixture
-def live(settings: Settings) -> Iterator[Live]:
-    fast = settings.model_copy(
-        update={"timeline_stream_ping_s": 0.3, "timeline_stream_poll_s": 0.2}
-    )
+@contextlib.contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The app of `settings` served by uvicorn on a free loopback port; yields its base URL."""
     config = uvicorn.Config(
-        create_app(fast), host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=2
+        create_app(settings), host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=2
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -80,15 +84,24 @@ def live(settings: Settings) -> Iterator[Live]:
     try:
         wait_for(lambda: server.started, 30, "the daemon to start")
         port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    fast = settings.model_copy(
+        update={"timeline_stream_ping_s": 0.3, "timeline_stream_poll_s": 0.2}
+    )
+    with serve(fast) as url:
         db = Database(fast.effective_database_url)
         tokens = {"admin": fast.admin_token_file.read_text().strip()}
         with db.write() as session:
             tokens["viewer"] = auth.create_token(session=session, name="viewer", role="viewer")
-        yield Live(f"http://127.0.0.1:{port}", tokens, db, fast)
+        yield Live(url, tokens, db, fast)
         db.dispose()
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @dataclass
@@ -110,6 +123,8 @@ class SseReader:
         params: dict[str, Any] | None = None,
         last_event_id: str | None = None,
         stop_after: int | None = None,
+        path: str = "/info/timeline/stream",
+        role: str = "viewer",
     ) -> None:
         self.messages: queue.Queue[Message] = queue.Queue()
         self.comments: list[str] = []
@@ -118,18 +133,18 @@ class SseReader:
         self.error: BaseException | None = None
         headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
         self._thread = threading.Thread(
-            target=self._run, args=(live, params or {}, headers), daemon=True
+            target=self._run, args=(live, path, role, params or {}, headers), daemon=True
         )
         self._thread.start()
 
-    def _run(self, live: Live, params: dict[str, Any], headers: dict[str, str]) -> None:
+    def _run(
+        self, live: Live, path: str, role: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> None:
         delivered = 0
         try:
             with (
-                live.http() as http,
-                http.stream(
-                    "GET", "/info/timeline/stream", params=params, headers=headers
-                ) as response,
+                live.http(role) as http,
+                http.stream("GET", path, params=params, headers=headers) as response,
             ):
                 assert response.status_code == 200, response.read()
                 current = Message()

@@ -279,7 +279,9 @@ def test_refusals_record_nothing_but_403_is_audited(
         "path": "/nodes/n1",
         "role": "viewer",
         "required_role": "admin",
+        "refusals_not_recorded": 0,
     }
+    assert event["audit"] is True
     assert client.get("/info/node/n1", headers=viewer).status_code == 200  # the node is intact
 
 
@@ -315,9 +317,9 @@ def test_token_create_and_revoke_commands_are_audited(db: Database, settings: An
                 .limit(2)
             )
         )
-    assert [(e.reason, e.severity, e.details) for e in rows] == [
-        ("TokenRevoked", "audit", {"token": "ci", "role": "viewer"}),
-        ("TokenCreated", "audit", {"token": "ci", "role": "viewer"}),
+    assert [(e.reason, e.severity, e.audit, e.details) for e in rows] == [
+        ("TokenRevoked", "audit", True, {"token": "ci", "role": "viewer"}),
+        ("TokenCreated", "audit", True, {"token": "ci", "role": "viewer", "expires_at": None}),
     ]
     assert all(e.actor and e.actor.endswith("@clusterm-cli") for e in rows)
     assert token not in str([(e.note, e.details) for e in rows])  # never the token itself

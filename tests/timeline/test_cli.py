@@ -137,3 +137,40 @@ def test_follow_prints_new_events_as_they_happen(live: Live) -> None:
         if proc.stderr:
             proc.stderr.close()
     assert code == 0, err
+
+
+def test_follow_stops_with_the_reason_when_its_token_is_revoked(live: Live) -> None:
+    from app.auth import service as auth
+
+    with live.db.write() as session:
+        token = auth.create_token(session=session, name="leaving", role="viewer")
+    proc = subprocess.Popen(
+        [CLUSTERCTL, "--url", live.url, "--token", token, "timeline", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "CLUSTERM_TOKEN"},
+    )
+    assert proc.stdout is not None
+    try:
+        # Only once an event has come through the live stream is the token revoked: the stream
+        # itself must end (it re-checks its token every 5 s through a 2 s cache), and clusterctl
+        # must stop and say why rather than reconnect forever.
+        with live.http("admin") as http:
+            assert http.post("/nodes", json=node_body("n7")).status_code == 201
+        for line in proc.stdout:
+            if " n7 " in line:
+                break
+        with live.db.write() as session:
+            auth.revoke_token(session=session, name="leaving")
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    assert code == 1, err
+    assert "stream ended" in err, err

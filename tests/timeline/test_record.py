@@ -164,3 +164,13 @@ def test_ids_follow_commit_order_under_concurrent_writers(store: Database) -> No
     for w in range(writers):  # each writer's events in the order it wrote them
         rounds_seen = [e.details["round"] for e in stored if e.details and e.details["worker"] == w]
         assert rounds_seen == sorted(rounds_seen)
+
+
+def test_ids_are_never_reused_even_after_the_newest_event_is_deleted(store: Database) -> None:
+    """Followers resume by id: an id handed out twice would be skipped by every one of them.
+    (A migration that rebuilt the table on SQLite once lost AUTOINCREMENT this way.)"""
+    ids = write_events(store, 3)
+    with store.write() as session:
+        session.execute(sa.delete(TimelineEvent).where(TimelineEvent.id == ids[-1]))
+    [new] = write_events(store, 1)
+    assert new > ids[-1]

@@ -1,4 +1,5 @@
-"""Retention: only the oldest go, recent history is kept, and the daemon purges on its own."""
+"""Retention: only the oldest go, recent history is kept, the audit trail and the rest are capped
+apart, and the daemon purges on its own."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def age(db: Database, ids: list[int], days: int) -> None:
 
 def test_total_cap_removes_only_the_oldest_in_batches(store: Database) -> None:
     ids = write_events(store, 50, node="n1")
-    policy = retention.Policy(keep_days=30, max_events=20, max_per_node=1000, batch=7)
+    policy = retention.Policy(
+        keep_days=30, max_events=20, max_audit_events=1000, max_per_node=1000, batch=7
+    )
     assert retention.purge(db=store, policy=policy) == 30
     assert kept(store) == ids[-20:]
     with store.read() as session:
@@ -52,7 +55,9 @@ def test_per_node_cap_spares_recent_events_and_other_nodes(store: Database) -> N
     c_new = write_events(store, 25, node="c")
     cluster_old = write_events(store, 30)  # no node: only the total cap applies
     age(store, a_old + b_old + cluster_old, days=40)
-    policy = retention.Policy(keep_days=30, max_events=1000, max_per_node=12, batch=4)
+    policy = retention.Policy(
+        keep_days=30, max_events=1000, max_audit_events=1000, max_per_node=12, batch=4
+    )
     assert retention.purge(db=store, policy=policy) == 18
     assert kept(store, node_name="a") == a_old[-2:] + a_new  # the newest 12
     assert kept(store, node_name="b") == b_old  # under the cap
@@ -67,5 +72,39 @@ def test_the_daemon_purges_in_the_background(settings: Settings) -> None:
     with TestClient(create_app(fast)) as client:
         db: Database = client.app.state.db  # type: ignore[attr-defined]
         ids = write_events(db, 1200)
-        wait_for(lambda: len(kept(db)) == 1000, 20, "the background purge")
-        assert kept(db) == ids[-1000:]
+        wait_for(lambda: len(kept(db, audit=False)) == 1000, 20, "the background purge")
+        assert kept(db, audit=False) == ids[-1000:]
+        assert len(kept(db, audit=True)) == 1  # the bootstrap token's event: not theirs to cap
+
+
+def test_a_flood_of_one_kind_never_erases_the_other(store: Database) -> None:
+    audit_old = write_events(store, 30, action="token", reason="TokenCreated")
+    ordinary_flood = write_events(store, 100, node="n1")
+    policy = retention.Policy(
+        keep_days=30, max_events=20, max_audit_events=40, max_per_node=1000, batch=8
+    )
+    assert retention.purge(db=store, policy=policy) == 80
+    assert kept(store, audit=True) == audit_old  # the flood of ordinary events spared them
+    assert kept(store, audit=False) == ordinary_flood[-20:]
+
+    # Now refusals by the thousand: the audit cap takes the oldest audit events, nothing else.
+    refusals = write_events(store, 100, action="authorize", reason="Forbidden", severity="audit")
+    assert retention.purge(db=store, policy=policy) == 90
+    assert kept(store, audit=True) == refusals[-40:]
+    assert kept(store, audit=False) == ordinary_flood[-20:]
+    with store.read() as session:
+        # The high-water mark of every purged id, whatever its kind: a stream cursor below it
+        # may have missed events, one at or above it has not.
+        assert timeline.purged_through(session=session) == refusals[-41]
+
+
+def test_the_per_node_cap_leaves_a_nodes_audit_events_to_the_audit_cap(store: Database) -> None:
+    changes = write_events(store, 20, node="a", action="verbosity", reason="VerbositySet")
+    outcomes = write_events(store, 20, node="a")
+    age(store, changes + outcomes, days=40)
+    policy = retention.Policy(
+        keep_days=30, max_events=1000, max_audit_events=1000, max_per_node=12, batch=5
+    )
+    assert retention.purge(db=store, policy=policy) == 8
+    assert kept(store, node_name="a", audit=True) == changes
+    assert kept(store, node_name="a", audit=False) == outcomes[-12:]

@@ -75,10 +75,12 @@ def test_keep_alive_comments_while_idle(live: Live) -> None:
 
 def test_cursor_older_than_retention_gets_an_explicit_reset(live: Live) -> None:
     ids = write_events(live.db, 20)
-    policy = retention.Policy(keep_days=30, max_events=5, max_per_node=10, batch=4)
+    policy = retention.Policy(
+        keep_days=30, max_events=5, max_audit_events=1000, max_per_node=10, batch=4
+    )
     retention.purge(db=live.db, policy=policy)
-    kept = all_ids(live)
-    assert kept == ids[-5:]
+    kept = ids[-5:]
+    assert all_ids(live)[1:] == kept  # and, first, the audit event of the bootstrap token
     reader = SseReader(live, last_event_id=str(ids[2]))
     reset = reader.take()
     assert reset.event == "reset"
@@ -135,7 +137,8 @@ def test_events_from_another_process_reach_followers(live: Live) -> None:
     reader.close()
     body = json.loads(msg.data)
     assert (body["action"], body["reason"], body["severity"]) == ("token", "TokenCreated", "audit")
-    assert body["details"] == {"token": "ops", "role": "operator"}
+    assert body["details"] == {"token": "ops", "role": "operator", "expires_at": None}
+    assert body["audit"] is True
     assert body["actor"].endswith("@clusterm-cli")
     assert done.stdout.strip() not in msg.data  # the token itself is never recorded
 
