@@ -15,6 +15,9 @@ ENV CLUSTERM_PLAYBOOK_DIR=/opt/clusterm/ansible \
     CLUSTERM_DATA_DIR=/var/lib/clusterm \
     CLUSTERM_HOST=0.0.0.0 \
     CLUSTERM_PORT=9007
+# A new volume takes this directory's mode: private from the first start (clusterm also makes
+# its data dir 0700 and the files in it 0600 at every start, whatever the volume held before).
+RUN mkdir -p -m 0700 /var/lib/clusterm
 VOLUME /var/lib/clusterm
 EXPOSE 9007
 CMD ["clusterm", "serve"]

@@ -56,10 +56,30 @@ def _cli_actor() -> str:
 
 def _migrated_db(settings: Settings) -> Any:
     from app import db as store
+    from app.files import prepare_data_dir
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_data_dir(settings.data_dir, settings.effective_database_url)
     store.upgrade(settings.effective_database_url)
     return store.Database(settings.effective_database_url)
+
+
+def _check_tls(settings: Settings) -> None:
+    """A certificate and key that cannot be loaded stop the start-up with the settings' names."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert_file, settings.tls_key_file
+        )
+    except (OSError, ssl.SSLError) as exc:
+        _fail(
+            f"invalid setting tls_cert_file/tls_key_file (CLUSTERM_TLS_CERT_FILE, "
+            f"CLUSTERM_TLS_KEY_FILE): cannot load {settings.tls_cert_file} with "
+            f"{settings.tls_key_file}: {exc}",
+            2,
+        )
 
 
 @cli.command()
@@ -85,6 +105,7 @@ def serve(
 
         data_dir = default_data_dir() / "demo"
     settings = _settings(config, host=host, port=port, data_dir=data_dir)
+    _check_tls(settings)
 
     import uvicorn
 
@@ -100,6 +121,9 @@ def serve(
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # HTTPS when both are set (uvicorn's own TLS); plain HTTP when neither is.
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
 
 
@@ -107,9 +131,10 @@ def serve(
 def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Apply every pending migration."""
     from app import db as store
+    from app.files import prepare_data_dir
 
     settings = _settings(config, data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_data_dir(settings.data_dir, settings.effective_database_url)
     store.upgrade(settings.effective_database_url)
     typer.echo(f"database at migration {','.join(sorted(store.head_revisions()))}", err=True)
 
@@ -118,18 +143,33 @@ def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
 def token_create(
     role: Annotated[str, typer.Option(help="viewer, operator or admin")],
     name: Annotated[str, typer.Option(help="who uses it; shown as the actor on the timeline")],
+    ttl: Annotated[
+        str | None,
+        typer.Option(
+            help="lifetime, e.g. 90s, 15m, 12h, 30d (at most 3650d); default: never expires",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create a token and print it (only it) on stdout. It is never shown again."""
     from app.auth import service as auth
-    from app.errors import ClustermError
+    from app.db import utcnow
+    from app.errors import ClustermError, Invalid
     from app.timeline import service as timeline
 
+    expires_at = None
+    if ttl is not None:
+        try:
+            expires_at = utcnow() + auth.parse_ttl(ttl)
+        except Invalid as exc:
+            raise typer.BadParameter(exc.message, param_hint="--ttl") from None
+    expiry = expires_at.isoformat(timespec="seconds") if expires_at else None
     db = _migrated_db(_settings(config, data_dir=data_dir))
     try:
         with db.write() as session:
-            token = auth.create_token(session=session, name=name, role=role)
+            token = auth.create_token(session=session, name=name, role=role, expires_at=expires_at)
             timeline.record_event(
                 session=session,
                 action="token",
@@ -137,8 +177,9 @@ def token_create(
                 result="succeeded",
                 severity="audit",
                 actor=_cli_actor(),
-                note=f"token {name!r} created with role {role}",
-                details={"token": name, "role": role},
+                note=f"token {name!r} created with role {role}, "
+                + (f"expires at {expiry}" if expiry else "never expires"),
+                details={"token": name, "role": role, "expires_at": expiry},
             )
     except ClustermError as exc:
         _fail(exc.message)
@@ -147,17 +188,22 @@ def token_create(
 
 @token_cli.command("list")
 def token_list(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
-    """List tokens by name and role (never the tokens themselves)."""
+    """List tokens by name, role and expiry (never the tokens themselves)."""
     from app.auth import service as auth
+    from app.db import utcnow
 
     db = _migrated_db(_settings(config, data_dir=data_dir))
     with db.read() as session:
         rows = auth.list_tokens(session=session)
-    typer.echo(f"{'NAME':<24} {'ROLE':<9} {'CREATED':<25} LAST USED")
+    now = utcnow()
+    typer.echo(f"{'NAME':<24} {'ROLE':<9} {'CREATED':<25} {'LAST USED':<25} EXPIRES")
     for row in rows:
         last = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "-"
         created = row.created_at.isoformat(timespec="seconds")
-        typer.echo(f"{row.name:<24} {row.role:<9} {created:<25} {last}")
+        expires = row.expires_at.isoformat(timespec="seconds") if row.expires_at else "never"
+        if auth.expired(row, now):
+            expires = f"expired {expires}"
+        typer.echo(f"{row.name:<24} {row.role:<9} {created:<25} {last:<25} {expires}")
 
 
 @token_cli.command("revoke")
@@ -187,4 +233,6 @@ def token_revoke(name: str, data_dir: DataDirOpt = None, config: ConfigOpt = Non
 
 
 def main() -> None:
+    # Every file clusterm or its commands create (the database, tokens, job files) is private.
+    os.umask(0o077)
     sys.exit(cli())

@@ -78,8 +78,10 @@ def _is_sqlite(url: str) -> bool:
 
 
 def create_db_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    # hide_parameters: bound values (node vars, token digests) stay out of SQLAlchemy's statement
+    # log (on at verbosity 5) and out of the text of its errors, which a 500 logs.
     if not _is_sqlite(url):
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
     # The driver's own transaction handling is switched off (isolation_level=None) so that the
     # BEGIN we emit below is the only one, as SQLAlchemy's SQLite docs describe.
@@ -88,6 +90,7 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
         connect_args={"isolation_level": None, "check_same_thread": False},
         pool_size=8,
         max_overflow=8,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app import db as store
+from app import files
 from app.auth import service as auth
+from app.auth.refusals import RefusalLog
 from app.config import Settings
 from app.demo import start_demo
 from app.drift.router import router as drift_router
@@ -24,6 +26,7 @@ from app.jobs.worker import JobManager
 from app.limits import BodyLimit
 from app.meta import router as meta_router
 from app.nodes.router import router as nodes_router
+from app.streams import Followers
 from app.timeline import retention as timeline_retention
 from app.timeline.router import router as timeline_router
 from app.verbosity import reverts as verbosity_reverts
@@ -34,8 +37,9 @@ log = logging.getLogger("clusterm")
 
 
 def _start(settings: Settings) -> store.Database:
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = settings.effective_database_url
+    # Here as well as in `clusterm serve`: tests and uvicorn users build the app directly.
+    files.prepare_data_dir(settings.data_dir, url)
     store.upgrade(url)
     db = store.Database(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     auth.ensure_bootstrap_token(db=db, token_file=settings.admin_token_file)
@@ -63,13 +67,15 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
         try:
             yield
         finally:
+            # The drift watch first, with any check in flight: it could queue a re-join job.
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await run_in_threadpool(app.state.drift.stop)
             # The active job ends as interrupted, its nodes settled, before the store closes.
             await run_in_threadpool(app.state.jobs.shutdown)
             await run_in_threadpool(purger.stop)
             await app.state.verbosity.close(reverter)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
             app.state.db.dispose()
             log.info("clusterm stopped")
 
@@ -86,6 +92,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_cache = auth.TokenCache()
+    app.state.refusals = RefusalLog()  # how often a refused request is recorded
+    app.state.followers = Followers(settings.max_stream_followers)  # open live streams
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)

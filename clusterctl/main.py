@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -54,18 +55,27 @@ def _root(
             show_envvar=True,
         ),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CLUSTERM_CA_FILE",
+            help="PEM file of the CA that signed the daemon's certificate (https URLs); "
+            "default: the system's CAs",
+            show_envvar=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     obj = ctx.ensure_object(Obj)
-    obj.api = Api(url, resolve_token(url, token), obj.http)
+    obj.api = Api(url, resolve_token(url, token), obj.http, ca_file=ca_file)
 
 
 def run(argv: list[str], *, http: httpx.Client | None = None) -> int:
     """Run one command and return its exit code; what `main` and the tests call."""
     command = typer.main.get_command(app)
+    obj = Obj(http=http)
     try:
-        result = command.main(
-            args=argv, prog_name="clusterctl", standalone_mode=False, obj=Obj(http=http)
-        )
+        result = command.main(args=argv, prog_name="clusterctl", standalone_mode=False, obj=obj)
     except Refused as exc:
         error(f"{exc.message} [{exc.status} {exc.error}]")
         return exc.exit_code
@@ -84,6 +94,9 @@ def run(argv: list[str], *, http: httpx.Client | None = None) -> int:
         else:
             error(exc.format_message())
         return exc.exit_code
+    finally:
+        if obj.api is not None:
+            obj.api.close()
     return result if isinstance(result, int) else 0
 
 

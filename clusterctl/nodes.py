@@ -93,16 +93,29 @@ def node_add(
 def node_import(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="INI or YAML inventory")
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="INI, YAML or TOML inventory (read, never run)"
+        ),
     ],
     dry_run: Annotated[bool, typer.Option(help="show what would be registered")] = False,
+    literal: Annotated[
+        bool,
+        typer.Option(
+            help="accept vars holding '{{' or '{%': they are stored as literal text, never "
+            "templated"
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Register every host of an Ansible inventory file (all or nothing)."""
+    """Register every host of an Ansible inventory file (all or nothing).
+
+    The file is parsed as data, even when it is executable: an inventory script is not run.
+    """
     from clusterctl.inventory import InventoryError, read_inventory
 
     try:
-        nodes = read_inventory(file)
+        nodes = read_inventory(file, literal=literal)
     except InventoryError as exc:
         raise typer.BadParameter(str(exc), param_hint="FILE") from None
     if not dry_run:

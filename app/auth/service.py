@@ -3,6 +3,10 @@
 A token is 32 random bytes; only its SHA-256 is stored. A slow password hash would add nothing for a
 secret of that entropy and would cost every request. The lookup is by hash and the final comparison
 is constant-time, so neither timing nor the database reveals a token.
+
+A token may expire (`clusterm token create --ttl 30d`): from `expires_at` on it is refused with a
+401 that says when it expired. The expiry travels with the principal, so the token cache never
+keeps an expired token alive.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ TOKEN_PREFIX = "cltm_"  # noqa: S105  (a prefix that makes leaked tokens easy to
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 BOOTSTRAP_NAME = "admin"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
+# Ten years: long enough for any real use, short enough that the expiry is a real date.
+MAX_TTL = dt.timedelta(days=3650)
+_TTL_RE = re.compile(r"(?:\d{1,7}[smhd])+", re.ASCII)
+_TTL_PART = re.compile(r"(\d+)([smhd])")
+_TTL_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 class Role(StrEnum):
@@ -49,13 +58,17 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name (the actor on the timeline) and its role."""
+    """Who is calling: the token's name (the actor on the timeline), its role and its expiry."""
 
     name: str
     role: Role
+    expires_at: dt.datetime | None = None
+
+    def allows(self, needed: Role) -> bool:
+        return self.role.rank >= needed.rank
 
     def require(self, needed: Role) -> None:
-        if self.role.rank < needed.rank:
+        if not self.allows(needed):
             raise Forbidden(
                 f"this needs the {needed} role; token {self.name!r} has {self.role}. "
                 f"Ask an admin for a token with `clusterm token create --role {needed}`",
@@ -76,8 +89,31 @@ def _check_name(name: str) -> None:
         )
 
 
-def create_token(*, session: Session, name: str, role: Role | str) -> str:
-    """Store a new token and return it: the only time it is ever seen."""
+def parse_ttl(text: str) -> dt.timedelta:
+    """A token's lifetime: `90s`, `15m`, `12h`, `30d` (parts may be combined: `1d12h`)."""
+    value = text.strip()
+    if not _TTL_RE.fullmatch(value):
+        raise Invalid(
+            f"{text[:32]!r} is not a duration; write it as 90s, 15m, 12h or 30d", field="ttl"
+        )
+    seconds = sum(int(n) * _TTL_UNIT_S[unit] for n, unit in _TTL_PART.findall(value))
+    # Compared as an integer: a long enough sum would overflow timedelta itself.
+    if not 1 <= seconds <= MAX_TTL.total_seconds():
+        raise Invalid(
+            f"{value[:32]} is not between 1s and {MAX_TTL.days}d; pick a lifetime in that range",
+            field="ttl",
+        )
+    return dt.timedelta(seconds=seconds)
+
+
+def expired(row: Token, now: dt.datetime | None = None) -> bool:
+    return row.expires_at is not None and row.expires_at <= (now or utcnow())
+
+
+def create_token(
+    *, session: Session, name: str, role: Role | str, expires_at: dt.datetime | None = None
+) -> str:
+    """Store a new token and return it: the only time it is ever seen. None: never expires."""
     _check_name(name)
     try:
         role = Role(role)
@@ -91,7 +127,7 @@ def create_token(*, session: Session, name: str, role: Role | str) -> str:
             token=name,
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(Token(name=name, role=role.value, token_hash=_digest(token)))
+    session.add(Token(name=name, role=role.value, token_hash=_digest(token), expires_at=expires_at))
     try:
         session.flush()
     except IntegrityError:
@@ -116,6 +152,8 @@ class TokenCache:
 
     Tokens are revoked by `clusterm token revoke`, another process: a revoked token stops working
     within TTL_S. Unknown tokens are never cached, so a guessed token always meets the database.
+    An entry holds the token's expiry and is dropped from that moment, however fresh it is: the
+    next request meets the database and gets the 401 that names the expiry.
     """
 
     TTL_S = 2.0
@@ -129,7 +167,12 @@ class TokenCache:
         entry = self._entries.get(digest)
         if entry is None or entry[1] < time.monotonic():
             return None
-        return entry[0]
+        principal = entry[0]
+        if principal.expires_at is not None and principal.expires_at <= utcnow():
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return principal
 
     def put(self, digest: str, principal: Principal) -> None:
         with self._lock:
@@ -164,11 +207,16 @@ def authenticate(
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("the token is not valid: it is unknown or was revoked")
     now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized(
+            f"the token {row.name!r} expired at {row.expires_at.isoformat(timespec='seconds')}; "
+            "ask an admin for a new one"
+        )
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         # Coarse on purpose: a write per request would queue every reader behind SQLite's lock.
         with db.write() as session:
             session.execute(sa.update(Token).where(Token.id == row.id).values(last_used_at=now))
-    principal = Principal(name=row.name, role=Role(row.role))
+    principal = Principal(name=row.name, role=Role(row.role), expires_at=row.expires_at)
     if cache is not None:
         cache.put(digest, principal)
     return principal
@@ -191,7 +239,7 @@ def ensure_bootstrap_token(*, db: Database, token_file: Path) -> bool:
             severity="audit",
             actor="clusterm",
             note=f"first start: admin token {BOOTSTRAP_NAME!r} written to {token_file}",
-            details={"token": BOOTSTRAP_NAME, "role": Role.ADMIN.value},
+            details={"token": BOOTSTRAP_NAME, "role": Role.ADMIN.value, "expires_at": None},
         )
         token_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = token_file.with_suffix(".tmp")

@@ -40,19 +40,21 @@ def _parse_nodes(body: Any) -> list[NodeCreate]:
 @router.get("/info/nodes", response_model=list[NodeRead])
 def list_nodes(
     db: DbDep,
-    _: ViewerDep,
+    who: ViewerDep,
     state: Annotated[State | None, Query(description="only nodes in this state")] = None,
     group: Annotated[str | None, Query(pattern="^(master|worker)$")] = None,
 ) -> list[NodeRead]:
+    """The inventory; below the admin role every var value reads `<redacted>`."""
     with db.read() as session:
         nodes = service.list_nodes(session=session, state=state, host_group=group)
-        return [NodeRead.model_validate(n) for n in nodes]
+        return [service.read_node(node=n, role=who.role) for n in nodes]
 
 
 @router.get("/info/node/{name}", response_model=NodeRead)
-def get_node(name: str, db: DbDep, _: ViewerDep) -> NodeRead:
+def get_node(name: str, db: DbDep, who: ViewerDep) -> NodeRead:
+    """One node; below the admin role every var value reads `<redacted>`."""
     with db.read() as session:
-        return NodeRead.model_validate(service.get_node(session=session, name=name))
+        return service.read_node(node=service.get_node(session=session, name=name), role=who.role)
 
 
 @router.post(
@@ -69,7 +71,7 @@ def register_nodes(
     nodes = _parse_nodes(body)
     with db.write() as session:
         rows = service.register_nodes(session=session, nodes=nodes, actor=who.name)
-    read = [NodeRead.model_validate(r) for r in rows]
+    read = [service.read_node(node=r, role=who.role) for r in rows]
     return read[0] if isinstance(body, dict) else read
 
 
@@ -77,7 +79,7 @@ def register_nodes(
 def update_node(name: str, change: NodeUpdate, db: DbDep, who: AdminDep) -> NodeRead:
     with db.write() as session:
         node = service.update_node(session=session, name=name, change=change, actor=who.name)
-    return NodeRead.model_validate(node)
+    return service.read_node(node=node, role=who.role)
 
 
 @router.delete("/nodes/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -93,4 +95,4 @@ def set_maintenance(name: str, change: MaintenanceChange, db: DbDep, who: AdminD
         node = service.set_maintenance(
             session=session, name=name, enabled=change.enabled, actor=who.name
         )
-    return NodeRead.model_validate(node)
+    return service.read_node(node=node, role=who.role)

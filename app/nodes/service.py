@@ -9,16 +9,28 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.auth.service import Role
 from app.db import utcnow
 from app.errors import Conflict, IllegalTransition, Invalid, NodeExists, NodeNotFound
 from app.nodes import lifecycle
 from app.nodes.lifecycle import Event, State
 from app.nodes.models import Node
-from app.nodes.schemas import NodeCreate, NodeUpdate
+from app.nodes.schemas import NodeCreate, NodeRead, NodeUpdate, check_node_name
 from app.timeline import service as timeline
 
 # Node vars may hold secrets (become passwords, keys): the timeline names them, never their values.
 _SHOWN_FIELDS = ("address", "ssh_port", "ssh_user", "host_group", "labels")
+# What a role below admin sees in place of each var's value; the same rule as /globals.
+REDACTED = "<redacted>"
+SEES_VAR_VALUES = Role.ADMIN
+
+
+def read_node(*, node: Node, role: Role) -> NodeRead:
+    """The node as `role` may see it: var keys for everyone, their values for admins only."""
+    view = NodeRead.model_validate(node)
+    if role.rank >= SEES_VAR_VALUES.rank:
+        return view
+    return view.model_copy(update={"vars": dict.fromkeys(view.vars, REDACTED)})
 
 
 def _describe(node: Node) -> dict[str, Any]:
@@ -40,6 +52,12 @@ def list_nodes(
 
 
 def get_node(*, session: Session, name: str) -> Node:
+    try:
+        check_node_name(name)
+    except ValueError:
+        # No node can have this name; asking the database anyway would be a driver error on
+        # PostgreSQL for a NUL byte, and a 500.
+        raise NodeNotFound(name[:253]) from None
     node = session.scalar(sa.select(Node).where(Node.name == name))
     if node is None:
         raise NodeNotFound(name)

@@ -1,9 +1,9 @@
 """clusterm's own verbosity: Kubernetes' V levels mapped onto Python loggers.
 
-V0-V5 follow the Kubernetes conventions (REFERENCE.md §2): V0 only what must always be seen, V1
-a quiet default, V2 the recommended default, V3 extended information about changes, V4 debug,
-V5 trace. Higher values are accepted, as klog accepts them, and log like V5. The table below is
-the one the README documents; change both together.
+V0-V5 follow the Kubernetes logging conventions: V0 only what must always be seen, V1 a quiet
+default, V2 the recommended default, V3 extended information about changes, V4 debug, V5 trace.
+Higher values are accepted, as klog accepts them, and log like V5. The table below is the one the
+README documents; change both together.
 
 The level is process state, as it is in a Kubernetes component: a restart returns to the
 start-up configuration (`log_level`). So the pending revert of clusterm's own level is a timer,
@@ -36,7 +36,9 @@ LEVEL_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
     "httpcore": (WRN, WRN, WRN, WRN, WRN, DBG),  # connection-level trace at V5
     "alembic": (WRN, WRN, INF, INF, INF, INF),
     "ansible_runner": (WRN, WRN, WRN, WRN, DBG, DBG),
-    "sqlalchemy.engine": (WRN, WRN, WRN, WRN, WRN, INF),  # every SQL statement at V5
+    # Every SQL statement at V5, never its bound values: the engine hides them (app/db.py), as
+    # they hold node vars and token digests.
+    "sqlalchemy.engine": (WRN, WRN, WRN, WRN, WRN, INF),
 }
 
 # What `log_level` (the start-up setting) corresponds to, for reporting the baseline.

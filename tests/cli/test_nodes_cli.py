@@ -197,3 +197,17 @@ def test_token_from_the_local_admin_file(
     # A remote URL: it does not, and the server says a token is missing.
     assert run(["--url", "http://cluster.example:9007", "nodes", "get"], http=client) == 1
     assert "no token" in capsys.readouterr().err
+
+
+def test_node_get_shows_var_values_to_admins_only(ctl) -> None:  # type: ignore[no-untyped-def]
+    ctl("node", "add", "n1", "--addr", "10.0.0.1", "--var", "ansible_become_password=hunter2")
+    code, out, _ = ctl("node", "get", "n1")
+    assert code == 0
+    assert "vars: ansible_become_password=hunter2" in out
+    for role in ("viewer", "operator"):
+        code, out, _ = ctl("node", "get", "n1", role=role)
+        assert code == 0
+        assert "vars: ansible_become_password=<redacted>" in out
+        assert "hunter2" not in out
+        code, out, _ = ctl("nodes", "get", "--json", role=role)
+        assert json.loads(out)[0]["vars"] == {"ansible_become_password": "<redacted>"}

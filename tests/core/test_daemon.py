@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clusterctl.main import run
+
 CLUSTERM = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
@@ -138,3 +140,16 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "database at migration" in r.stderr
     assert (tmp_path / "clusterm.db").exists()
+
+
+def test_https_to_a_plain_daemon_says_so(
+    daemon: tuple[subprocess.Popen[bytes], str, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url, data_dir, _ = daemon
+    token = (data_dir / "admin.token").read_text().strip()
+    https = url.replace("http://", "https://")
+    assert run(["--url", https, "--token", token, "nodes", "get"]) == 3
+    err = capsys.readouterr().err
+    assert f"cannot reach clusterm at {https}" in err
+    assert "use an http:// URL" in err
+    assert run(["--url", url, "--token", token, "nodes", "get", "--json"]) == 0

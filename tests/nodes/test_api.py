@@ -149,3 +149,37 @@ def test_maintenance_round_trip(admin: TestClient, db: Database) -> None:
 
 def field_of(response: Any) -> str:
     return str(response.json()["fields"][0]["field"])
+
+
+SECRETS = {
+    "ansible_become_password": "hunter2-become",
+    "registry_auth": {"user": "ci", "password": "hunter2-registry"},
+    "clusterm_verbosity": {"kubelet": {"port": 11250}},
+}
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_below_admin_var_values_are_redacted(admin: TestClient, as_role: Any, role: str) -> None:
+    """Node vars hold become passwords and keys: a viewer or operator sees which vars a node has,
+    never what they hold, on the list and on the node, JSON or through clusterctl's text."""
+    admin.post("/nodes", json=node_body("n1", vars=SECRETS, labels={"zone": "a"}))
+    headers = as_role(role)
+    one = admin.get("/info/node/n1", headers=headers)
+    listed = admin.get("/info/nodes", headers=headers)
+    assert one.status_code == listed.status_code == 200
+    for body in (one.json(), listed.json()[0]):
+        assert body["vars"] == dict.fromkeys(SECRETS, "<redacted>")
+        assert body["labels"] == {"zone": "a"}  # the rest of the node is shown as it is
+        assert body["address"] == "127.0.0.1"
+    for response in (one, listed, admin.get("/info/nodes?group=worker", headers=headers)):
+        assert "hunter2" not in response.text
+        assert "11250" not in response.text
+
+
+def test_an_admin_sees_var_values(admin: TestClient) -> None:
+    created = admin.post("/nodes", json=node_body("n1", vars=SECRETS))
+    assert created.json()["vars"] == SECRETS
+    assert admin.get("/info/node/n1").json()["vars"] == SECRETS
+    assert admin.get("/info/nodes").json()[0]["vars"] == SECRETS
+    changed = admin.patch("/nodes/n1", json={"vars": {"ansible_become_password": "new-one"}})
+    assert changed.json()["vars"] == {"ansible_become_password": "new-one"}
