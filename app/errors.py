@@ -13,6 +13,8 @@
     │   └── JobActive             a job is running; one at a time
     ├── PayloadTooLarge (413)
     ├── Misconfigured (503)       a setting the request needs is wrong (a missing playbook)
+    ├── Unavailable (503)         not now, but soon: sent with Retry-After (seconds)
+    │   └── DatabaseBusy          the database is locked, or its connection was lost
     └── UpstreamError (502)
         └── UpstreamTimeout (504)
 
@@ -20,16 +22,26 @@ Every body is `{"error": <class name>, "message": <what was wrong and what to do
 Services raise these; they never import FastAPI. `install_handlers` maps the tree (Starlette looks
 handlers up along the MRO, so one handler serves every subclass) and FastAPI's own validation and
 routing errors onto the same shape, and turns anything unexpected into a bodyless-of-secrets 500.
+
+A database that is busy for longer than a request may wait is not a bug: SQLite's write lock held
+past `sqlite_busy_timeout_ms` by another process (a backup, a second daemon, `sqlite3` at a prompt),
+or on PostgreSQL a lock or statement timeout, a serialization failure or deadlock, a server shutting
+down or out of connections. Each rolls the request's transaction back, so it is a 503
+`DatabaseBusy` with `Retry-After`: the same request, sent again, is the right thing to do. A
+connection that broke off is a 503 too, but may have broken during a commit the server carried
+out, and its message says to check first. Any other database error stays a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("clusterm.errors")
@@ -125,6 +137,20 @@ class Misconfigured(ClustermError):
     status_code = 503
 
 
+class Unavailable(ClustermError):
+    """Try again later: the response carries `Retry-After: <retry_after_s>`."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class DatabaseBusy(Unavailable):
+    pass
+
+
 class UpstreamError(ClustermError):
     status_code = 502
 
@@ -140,7 +166,70 @@ NOT_JSON = (
 
 
 def _headers(exc: ClustermError) -> dict[str, str] | None:
-    return {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
+
+
+# SQLite's primary result codes for "another connection holds the lock" (sqlite3 gives the
+# extended code; its low byte is the primary one).
+_SQLITE_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# PostgreSQL SQLSTATEs after which the same request, sent again, can succeed, and the seconds to
+# wait: a lock or a conflict clears in a moment, a server coming back takes longer. All of them
+# roll the transaction back.
+_PG_RETRYABLE = {
+    "40001": ("a concurrent transaction conflicted with this one (serialization failure)", 1),
+    "40P01": ("a concurrent transaction deadlocked with this one", 1),
+    "55P03": ("a lock it needed was held past the lock timeout", 1),
+    "57014": ("the statement ran past the statement timeout", 5),
+    "53300": ("the server has no free connection", 5),
+    "57P01": ("the server is shutting down", 5),
+    "57P02": ("the server is restarting after a crash", 5),
+    "57P03": ("the server is starting up", 5),
+}
+# A connection that broke (SQLSTATE class 08, or lost under the driver) may have broken during a
+# COMMIT that the server carried out: the client is told to check before it repeats a change.
+_CONNECTION_LOST = (
+    "the connection to the database broke off; if this request changes something, check "
+    "whether the change was made (a repeated one is refused with 409) before sending it again "
+    "after Retry-After seconds"
+)
+
+
+def database_busy(exc: sa_exc.OperationalError) -> DatabaseBusy | None:
+    """The 503 a transient database error deserves, or None for a real failure (a 500).
+
+    Only the driver's own message is kept: SQLAlchemy's text of the error holds the statement's
+    bound parameters, which can be secrets.
+    """
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        text = str(orig)
+        if (code is not None and code & 0xFF in _SQLITE_BUSY_CODES) or (
+            "database is locked" in text or "database is busy" in text
+        ):
+            return DatabaseBusy(
+                "the database is busy: another process holds SQLite's write lock for longer "
+                "than clusterm waits for it (setting sqlite_busy_timeout_ms); nothing was "
+                "changed: send the same request again after Retry-After seconds",
+                retry_after_s=1,
+            )
+        return None
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate in _PG_RETRYABLE:
+        reason, retry_after_s = _PG_RETRYABLE[sqlstate]
+        return DatabaseBusy(
+            f"the database could not serve this request: {reason}; nothing was changed: send "
+            "the same request again after Retry-After seconds",
+            retry_after_s=retry_after_s,
+            sqlstate=sqlstate,
+        )
+    if exc.connection_invalidated or (isinstance(sqlstate, str) and sqlstate.startswith("08")):
+        return DatabaseBusy(_CONNECTION_LOST, retry_after_s=5)
+    return None
 
 
 def _field_name(loc: tuple[Any, ...], prefix: str = "") -> str:
@@ -166,10 +255,48 @@ def describe_validation(errors: Any, *, prefix: str = "") -> tuple[str, list[dic
     return message or "the request is not valid", fields
 
 
+def _hide_sql_parameters(exc: BaseException) -> None:
+    # SQLAlchemy's text of a failed statement shows its bound parameters (token hashes, node vars,
+    # passwords): switched off on the error itself, so no log line that formats it shows them.
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        if isinstance(current, sa_exc.StatementError):
+            current.hide_parameters = True
+        current = current.__cause__ or current.__context__
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClustermError)
     async def clusterm_error(_: Request, exc: ClustermError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=_headers(exc))
+
+    @app.exception_handler(sa_exc.OperationalError)
+    async def database_error(request: Request, exc: sa_exc.OperationalError) -> JSONResponse:
+        busy = database_busy(exc)
+        if busy is None:
+            raise exc  # a real failure: the 500 below logs it with its traceback
+        log.warning(
+            "%s %s: %s (%s: %s)",
+            request.method,
+            request.url.path,
+            busy.error,
+            type(exc.orig).__name__,
+            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "",
+        )
+        return await clusterm_error(request, busy)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def pool_exhausted(request: Request, exc: sa_exc.TimeoutError) -> JSONResponse:
+        # Every pooled connection is in use for longer than the pool waits for one.
+        log.warning("%s %s: no free database connection", request.method, request.url.path)
+        busy = DatabaseBusy(
+            "every database connection is in use; nothing was changed: send the same request "
+            "again after Retry-After seconds",
+            retry_after_s=1,
+        )
+        return await clusterm_error(request, busy)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -198,6 +325,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its traceback for us; the client gets no internals.
+        _hide_sql_parameters(exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = {
             "error": "InternalError",

@@ -19,7 +19,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        # The length is compared before int(): a number of thousands of digits is more than any
+        # limit, and more than int() converts (ValueError, a 500).
+        if (
+            declared is not None
+            and declared.isdigit()
+            and (len(declared) > len(str(self.max_bytes)) or int(declared) > self.max_bytes)
+        ):
             await self._refuse(send)
             return
 
