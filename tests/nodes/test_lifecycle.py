@@ -1,4 +1,4 @@
-"""The state machine over every (state, event) pair, against the issue's table written out here."""
+"""The state machine over every (state, event) pair, against the lifecycle table written here."""
 
 from __future__ import annotations
 
