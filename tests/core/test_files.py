@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from app import db as store
 from app.config import load_settings
 from app.main import create_app
 from tests.core.server import Server
-from tests.jobs.conftest import FINISHED, local_node
+from tests.jobs.conftest import local_node, wait_finished
 
 
 def mode(path: Path) -> int:
@@ -83,14 +82,7 @@ def run_job(client: httpx.Client) -> dict[str, object]:
     client.post("/nodes", json=[local_node("m1", "master")]).raise_for_status()
     job = client.post("/commission/nodes", json={"nodes": ["m1"]})
     assert job.status_code == 202, job.text
-    job_id = job.json()["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body: dict[str, object] = client.get(f"/jobs/{job_id}").json()
-        if body["status"] in FINISHED:
-            return body
-        time.sleep(0.1)
-    raise AssertionError("the job did not finish")
+    return wait_finished(client, job.json()["id"], timeout_s=120)
 
 
 def test_a_daemon_makes_its_data_dir_private(

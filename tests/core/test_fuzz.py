@@ -51,7 +51,8 @@ from schemathesis.core import NOT_SET
 
 from app.config import load_settings
 from app.nodes.schemas import NodeCreate
-from tests.core.live import end_jobs, serve, wait_job
+from tests.core.live import end_jobs, serve
+from tests.jobs.conftest import wait_finished
 
 FUZZ_PLAYBOOKS = Path(__file__).parent / "fuzz_playbooks"
 PLAYBOOK_SETTINGS = (
@@ -282,7 +283,7 @@ def _seed(http: httpx.Client, flags_server: FlagsServer, guard: OutboundGuard) -
     names = [n["name"] for n in nodes]
     accepted = http.post("/commission/nodes", json={"nodes": names})
     assert accepted.status_code == 202, accepted.text
-    assert wait_job(http, accepted.json()["id"])["status"] == "successful"
+    assert wait_finished(http, accepted.json()["id"])["status"] == "successful"
     raised = http.post("/verbosity", json={"component": "kubelet", "nodes": "all", "level": 3})
     assert raised.status_code == 207, raised.text
     results = {r["node"]: r for r in raised.json()["results"]}

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from app.config import load_settings
 from tests.conftest import node_body
-from tests.core.live import end_jobs, serve, wait_job
+from tests.core.live import end_jobs, serve
+from tests.jobs.conftest import wait_finished
 
 FUZZ_PLAYBOOKS = Path(__file__).parent / "fuzz_playbooks"
 PLAYBOOKS = ("decommission", "update", "cleanup", "discover", "cluster_nodes")
@@ -160,7 +161,7 @@ def test_last_event_id_of_thousands_of_digits_on_the_job_stream(live: httpx.Clie
         assert_all_refused(live, attempts)
     finally:
         live.post("/info/job/active/cancel")
-    assert wait_job(live, accepted.json()["id"])["status"] == "canceled"
+    assert wait_finished(live, accepted.json()["id"])["status"] == "canceled"
 
 
 def test_vars_nested_hundreds_deep(live: httpx.Client) -> None:
@@ -289,7 +290,7 @@ def test_a_discover_whose_description_is_longer_than_job_desc(live: httpx.Client
     assert all(len(a) == 253 for a in addrs)
     response = live.post("/discover/nodes", json={"addrs": addrs})
     assert response.status_code == 202, response.text[:500]
-    job = wait_job(live, response.json()["id"])
+    job = wait_finished(live, response.json()["id"])
     assert job["nodes"] == addrs
     assert len(job["desc"]) <= 1024
     assert job["desc"].startswith("discover")

@@ -9,7 +9,6 @@ import io
 import logging
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from app.logs import JsonFormatter, TextFormatter
 from app.nodes.models import Node
 from tests.core.server import Server
 from tests.core.test_daemon import CLUSTERM
-from tests.jobs.conftest import FINISHED, local_node
+from tests.jobs.conftest import local_node, wait_finished
 
 SECRETS = ("s3cr3t-become-7f1e", "s3cr3t-registry-4b2a", "s3cr3t-patched-9c0d")
 
@@ -49,16 +48,6 @@ def create_token(server: Server, role: str, *extra: str) -> str:
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # the creating command says nothing but the token, on stdout
     return r.stdout.strip()
-
-
-def wait_job(client: httpx.Client, job_id: int) -> str:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = str(client.get(f"/jobs/{job_id}").json()["status"])
-        if status in FINISHED:
-            return status
-        time.sleep(0.1)
-    raise AssertionError("the job did not finish")
 
 
 def test_no_secret_or_token_reaches_the_log_at_v5(server: Server) -> None:
@@ -94,7 +83,7 @@ def test_no_secret_or_token_reaches_the_log_at_v5(server: Server) -> None:
 
     job = operator.post("/commission/nodes", json={"nodes": ["m1"]})
     assert job.status_code == 202, job.text
-    assert wait_job(operator, job.json()["id"]) == "successful"
+    assert wait_finished(operator, job.json()["id"], timeout_s=120)["status"] == "successful"
 
     server.stop()
     log = server.stderr()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.main import create_app
 from tests.hosts.fixture import SshHosts, ssh_hosts  # noqa: F401  (the fixture)
+from tests.jobs.conftest import wait_finished
 
 # Short windows for the verified join; the product's defaults are minutes.
 FAST_JOIN = {
@@ -47,23 +48,13 @@ def settings(data_dir: Path, db_url: str, ssh_hosts: SshHosts) -> Settings:  # n
     return drift_settings(data_dir, db_url, ssh_hosts)
 
 
-def wait_job(client: TestClient, job_id: int, timeout_s: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def commission(admin: TestClient, hosts: SshHosts, count: int) -> list[str]:
     started = hosts.start(count)
     admin.post("/nodes", json=[h.node_body() for h in started])
     names = [h.name for h in started]
     r = admin.post("/commission/nodes", json={"nodes": names})
     assert r.status_code == 202, r.text
-    job = wait_job(admin, r.json()["id"])
+    job = wait_finished(admin, r.json()["id"], timeout_s=180)
     assert job["status"] == "successful", admin.get("/info/job/last?format=text").text
     return names
 
@@ -114,7 +105,7 @@ def test_missing_returned_remediated_and_unreachable(
     check = admin.post("/drift/check").json()
     assert check["missing"] == [worker]
     assert len(check["remediation_jobs"]) == 1
-    job = wait_job(admin, check["remediation_jobs"][0])
+    job = wait_finished(admin, check["remediation_jobs"][0], timeout_s=180)
     assert job["kind"] == "update"
     assert job["actor"] == "drift-watch"
     assert job["status"] == "successful", admin.get("/info/job/last?format=text").text
@@ -177,7 +168,7 @@ def test_every_join_attempt_reaches_the_timeline(
         json={"nodes": [master, worker, doomed], "extra_vars": {"clusterm_join_retries": 2}},
     )
     assert r.status_code == 202, r.text
-    job = wait_job(admin, r.json()["id"])
+    job = wait_finished(admin, r.json()["id"], timeout_s=180)
     assert job["status"] == "failed"  # one node failed; the others are commissioned
     states = {n["name"]: n["state"] for n in admin.get("/info/nodes").json()}
     assert states == {master: "commissioned", worker: "commissioned", doomed: "failed"}

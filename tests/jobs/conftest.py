@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -60,7 +61,7 @@ def states(client: TestClient) -> dict[str, str]:
     return {n["name"]: n["state"] for n in client.get("/info/nodes").json()}
 
 
-def wait_finished(client: TestClient, job_id: int, timeout_s: float = 60) -> dict[str, Any]:
+def wait_finished(client: httpx.Client, job_id: int, timeout_s: float = 60) -> dict[str, Any]:
     """Poll the job until it has ended."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -21,17 +21,14 @@ import os
 import secrets
 import stat
 import subprocess
-import time
 from pathlib import Path
-
-import httpx
 
 from tests.ansible.conftest import FAST_JOIN
 from tests.hosts.cluster import fakek8s
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture
 from tests.hosts.sshd import REPO
-from tests.jobs.conftest import FINISHED
+from tests.jobs.conftest import wait_finished
 from tests.jobs.daemon import CLUSTERM, Daemon
 
 # The two files a job must hand its secrets to Ansible in; they are private instead.
@@ -48,16 +45,6 @@ def create_token(data_dir: Path, role: str) -> str:
         check=True,
     )
     return done.stdout.strip()
-
-
-def wait_job(client: httpx.Client, job_id: int, timeout_s: float = 240) -> dict[str, object]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job: dict[str, object] = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in FINISHED:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
 
 
 def control_plane_secrets(hosts: SshHosts) -> dict[str, str]:
@@ -127,7 +114,7 @@ def test_no_secret_reaches_a_log_or_a_job_log(ssh_hosts: SshHosts, tmp_path: Pat
             headers=as_role("operator"),
         )
         assert response.status_code == 202, response.text
-        job = wait_job(admin, response.json()["id"])
+        job = wait_finished(admin, response.json()["id"], timeout_s=240)
         viewer = as_role("viewer")
         text = admin.get("/info/job/last?format=text&color=false", headers=viewer).text
         assert job["status"] == "successful", text

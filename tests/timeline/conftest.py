@@ -87,7 +87,8 @@ def serve(settings: Settings) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(15)
+        thread.join(30)
+    assert not thread.is_alive(), "the daemon did not stop within 30 s"
 
 
 @pytest.fixture
