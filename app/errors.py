@@ -257,7 +257,8 @@ def describe_validation(errors: Any, *, prefix: str = "") -> tuple[str, list[dic
 
 def _hide_sql_parameters(exc: BaseException) -> None:
     # SQLAlchemy's text of a failed statement shows its bound parameters (token hashes, node vars,
-    # passwords): switched off on the error itself, so no log line that formats it shows them.
+    # passwords). The daemon's engines are made with hide_parameters already (app.db); this also
+    # covers an error from any other engine, so no log line that formats one shows them.
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain:

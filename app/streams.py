@@ -66,10 +66,6 @@ class Followers:
         self._open = 0
         self._lock = threading.Lock()
 
-    @property
-    def open(self) -> int:
-        return self._open
-
     def take(self) -> _Slot:
         with self._lock:
             if self._open >= self.cap:

@@ -20,7 +20,9 @@ def _json_object(value: Any) -> Any:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the parser can follow (vars are limited to
+            # far less anyway).
             raise ValueError("must be a JSON object; this string is not JSON") from None
     if not isinstance(value, dict):
         raise ValueError(f"must be a JSON object, not {type(value).__name__}")

@@ -147,6 +147,11 @@ def _storable(text: str) -> bool:
     return True
 
 
+def check_vars_value(key: str, value: Any) -> None:
+    """ValueError when one var's value could not be stored and read back (see below)."""
+    _check_values({key: value})
+
+
 def _check_values(variables: dict[str, Any]) -> None:
     """Refuse what could be stored but not read back: deep nesting (every reader of the node,
     from the API's own answer to Ansible, would fail on it), numbers JSON has no word for, and

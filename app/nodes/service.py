@@ -15,7 +15,7 @@ from app.errors import Conflict, IllegalTransition, Invalid, NodeExists, NodeNot
 from app.nodes import lifecycle
 from app.nodes.lifecycle import Event, State
 from app.nodes.models import Node
-from app.nodes.schemas import NodeCreate, NodeRead, NodeUpdate, check_node_name
+from app.nodes.schemas import NodeCreate, NodeRead, NodeUpdate, check_node_name, check_vars_value
 from app.timeline import service as timeline
 
 # Node vars may hold secrets (become passwords, keys): the timeline names them, never their values.
@@ -29,8 +29,21 @@ def read_node(*, node: Node, role: Role) -> NodeRead:
     """The node as `role` may see it: var keys for everyone, their values for admins only."""
     view = NodeRead.model_validate(node)
     if role.rank >= SEES_VAR_VALUES.rank:
-        return view
+        return view.model_copy(update={"vars": _readable_vars(node.name, view.vars)})
     return view.model_copy(update={"vars": dict.fromkeys(view.vars, REDACTED)})
+
+
+def _readable_vars(name: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The vars, with any value stored before today's rules that cannot be sent back (nested
+    too deep to serialise, NaN, half a UTF-16 pair) replaced by a note saying how to fix it."""
+    out = {}
+    for key, value in variables.items():
+        try:
+            check_vars_value(key, value)
+        except ValueError as exc:
+            value = f"<unreadable: {exc}; replace it with PATCH /nodes/{name}>"
+        out[key] = value
+    return out
 
 
 def _describe(node: Node) -> dict[str, Any]:

@@ -8,8 +8,10 @@ and never pushes out the record of who did what.
 
 Rules, in order:
 1. At most `timeline_max_events` ordinary events: the oldest beyond it go, whatever their age.
-2. At most `timeline_max_audit_events` audit events: likewise. The disk is finite and a flood
-   must not fill it (refusals are also rate-limited at the source, see `app.auth.deps`).
+2. At most `timeline_max_audit_events` audit events: likewise, except that verbosity events go
+   first, since a role below admin can write them without limit (`_trim_floodable_audit`). The
+   disk is finite and a flood must not fill it (refusals are also rate-limited at the source, see
+   `app.auth.deps`).
 3. Beyond `timeline_keep_days`, at most `timeline_max_events_per_node` ordinary events per node
    name (Ironic keeps 300); newer ones are all kept, however many. Audit events about a node
    (verbosity changes) fall under rule 2 only.
@@ -34,6 +36,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import Database, utcnow
 from app.timeline.models import TimelineEvent, TimelineRetention
+
+VERBOSITY_ACTION = "verbosity"  # the audit events a role below admin can write without limit
 
 log = logging.getLogger("clusterm.timeline")
 ev = TimelineEvent
@@ -93,6 +97,37 @@ def _delete_through(
     return deleted
 
 
+def _trim_floodable_audit(
+    db: Database,
+    policy: Policy,
+    audit: sa.ColumnElement[bool],
+    *,
+    should_stop: Callable[[], bool],
+) -> int:
+    """Over the audit cap, verbosity events go first, oldest first.
+
+    An operator may write verbosity events at will (every change and revert is one), while the
+    rest of the audit trail is rate-limited (refusals), one at a time (jobs) or admin-only
+    (tokens, globals): without this rule a loop of verbosity changes would push out the record
+    of the operator's own refused requests. The rest of the trail goes only when it alone is
+    over the cap."""
+    with db.read() as session:
+        excess = (
+            session.scalar(sa.select(sa.func.count()).select_from(ev).where(audit)) or 0
+        ) - policy.max_audit_events
+        if excess <= 0:
+            return 0
+        floodable = sa.and_(audit, ev.action == VERBOSITY_ACTION)
+        through = session.scalar(
+            sa.select(ev.id).where(floodable).order_by(ev.id).offset(excess - 1).limit(1)
+        )
+        if through is None:  # fewer than `excess` of them: all go
+            through = session.scalar(sa.select(sa.func.max(ev.id)).where(floodable))
+    if through is None:
+        return 0
+    return _delete_through(db, through, policy.batch, floodable, should_stop=should_stop)
+
+
 def purge(
     *,
     db: Database,
@@ -105,6 +140,7 @@ def purge(
     deleted = 0
     # `= false`, not `IS false`: PostgreSQL answers only the former from the (audit, id) index.
     ordinary, audit = ev.audit == sa.false(), ev.audit == sa.true()
+    deleted += _trim_floodable_audit(db, policy, audit, should_stop=should_stop)
     for kind, cap in ((ordinary, policy.max_events), (audit, policy.max_audit_events)):
         with db.read() as session:
             surplus = _nth_newest_id(session, cap, kind)

@@ -63,10 +63,12 @@ def parse_level(raw: bytes) -> int:
     value = raw[:-1] if raw.endswith(b"\n") else raw
     if not value or not value.isdigit() or not value.isascii():
         raise BadFlagValue(f"strconv.ParseUint: parsing {_go_quote(value)}: invalid syntax")
-    # Leading zeros are what ParseUint accepts ("007" is 7); the length check keeps int() cheap.
-    if len(value.lstrip(b"0")) > 10 or int(value) > MAX_LEVEL:
+    # Leading zeros are what ParseUint accepts ("007" is 7). They are dropped before int(), which
+    # refuses more than 4,300 digits with an error of its own; the length check keeps it cheap.
+    digits = value.lstrip(b"0") or b"0"
+    if len(digits) > 10 or int(digits) > MAX_LEVEL:
         raise BadFlagValue(f"strconv.ParseUint: parsing {_go_quote(value)}: value out of range")
-    return int(value)
+    return int(digits)
 
 
 def format_duration(seconds: int) -> str:

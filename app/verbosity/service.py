@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import Database, utcnow
+from app.errors import DatabaseBusy, database_busy
 from app.timeline import service as timeline
 from app.verbosity import store
 from app.verbosity.fanout import TargetLocks, send_all
@@ -98,6 +100,24 @@ async def _write(ctx: Verbosity, fn: Callable[[Session], T]) -> T:
     return await anyio.to_thread.run_sync(run)
 
 
+async def _record_sent(ctx: Verbosity, fn: Callable[[Session], None]) -> None:
+    """Record the outcomes of PUTs already sent. A database too busy to take them must not be
+    answered with "nothing was changed": the components did change. What was written before the
+    PUTs (the intended levels and their reverts) stands, so the reverts still run."""
+    try:
+        await _write(ctx, fn)
+    except OperationalError as exc:
+        if database_busy(exc) is None:
+            raise
+        ctx.revert_scheduled.set()
+        raise DatabaseBusy(
+            "the change was sent to the components, but the database was too busy to record "
+            "the outcomes; the intended levels and their reverts were recorded before sending "
+            "and stand (GET /verbosity). Check the levels before sending the change again",
+            retry_after_s=1,
+        ) from None
+
+
 def _results(steps: Sequence[Step], outcomes: Sequence[Outcome]) -> list[TargetResult]:
     return [
         TargetResult(
@@ -166,7 +186,7 @@ async def change(
         outcomes = await send_all(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )
-        await _write(
+        await _record_sent(
             ctx,
             lambda s: store.record_change(
                 session=s, steps=steps, outcomes=outcomes, actor=actor, now=now, ttl_s=ttl_s
@@ -237,7 +257,7 @@ async def _apply(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )
         now = utcnow()
-        await _write(
+        await _record_sent(
             ctx,
             lambda s: store.record_reset(
                 session=s,

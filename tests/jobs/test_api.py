@@ -179,3 +179,20 @@ def test_a_missing_playbook_is_refused_before_a_job_exists(
         assert response.status_code == 503
         assert "playbook" in response.json()["message"]
         assert client.get("/jobs").json() == []
+
+
+def test_extra_vars_as_a_json_string_nested_beyond_the_parser_is_a_422(
+    admin: TestClient, as_role: Any
+) -> None:
+    register(admin, local_node("m1", "master"))
+    deep = "[" * 50_000 + "]" * 50_000  # deeper than json.loads can follow
+    for path, body in [
+        ("/commission/nodes", {"nodes": ["m1"]}),
+        ("/discover/nodes", {"addrs": ["127.0.0.1"]}),
+    ]:
+        response = admin.post(path, json={**body, "extra_vars": deep}, headers=as_role("operator"))
+        assert response.status_code == 422, response.text
+        assert "not JSON" in response.json()["message"]
+    put = admin.put("/globals", json={"extra_vars": deep})
+    assert put.status_code == 422, put.text
+    assert admin.get("/jobs").json() == []

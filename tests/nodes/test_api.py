@@ -183,3 +183,21 @@ def test_an_admin_sees_var_values(admin: TestClient) -> None:
     assert admin.get("/info/nodes").json()[0]["vars"] == SECRETS
     changed = admin.patch("/nodes/n1", json={"vars": {"ansible_become_password": "new-one"}})
     assert changed.json()["vars"] == {"ansible_become_password": "new-one"}
+
+
+def test_a_var_stored_before_the_depth_rule_does_not_break_the_inventory(
+    admin: TestClient, db: Database
+) -> None:
+    assert admin.post("/nodes", json=node_body("n1", vars={"ok": 1})).status_code == 201
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    with db.write() as session:  # as an older clusterm could store it
+        session.execute(sa.update(Node).values(vars={"ok": 1, "deep": deep}))
+    for path in ("/info/nodes", "/info/node/n1"):
+        response = admin.get(path)
+        assert response.status_code == 200, response.text
+    shown = admin.get("/info/node/n1").json()["vars"]
+    assert shown["ok"] == 1
+    assert shown["deep"].startswith("<unreadable: deep")
+    assert "PATCH /nodes/n1" in shown["deep"]

@@ -108,3 +108,21 @@ def test_the_per_node_cap_leaves_a_nodes_audit_events_to_the_audit_cap(store: Da
     assert retention.purge(db=store, policy=policy) == 8
     assert kept(store, node_name="a", audit=True) == changes
     assert kept(store, node_name="a", audit=False) == outcomes[-12:]
+
+
+def test_a_verbosity_flood_cannot_push_out_the_rest_of_the_audit_trail(store: Database) -> None:
+    # An operator's refused request and an admin's token, then a loop of verbosity changes (an
+    # operator may make them without limit): the changes go, the record of who did what stays.
+    trail = write_events(store, 1, action="authorize", reason="Forbidden", severity="audit")
+    trail += write_events(store, 1, action="token", reason="TokenCreated", severity="audit")
+    flood = write_events(store, 100, action="verbosity", reason="VerbositySet", severity="audit")
+    policy = retention.Policy(
+        keep_days=30, max_events=1000, max_audit_events=40, max_per_node=1000, batch=8
+    )
+    assert retention.purge(db=store, policy=policy) == 62
+    assert kept(store, audit=True) == trail + flood[-38:]
+
+    # The rest of the trail is capped too, once it alone is over the cap: oldest first.
+    more = write_events(store, 45, action="token", reason="TokenRevoked", severity="audit")
+    retention.purge(db=store, policy=policy)
+    assert kept(store, audit=True) == (trail + more)[-40:]

@@ -57,3 +57,11 @@ def test_bad_component_settings_are_refused_at_start(
     with pytest.raises(SettingsError) as refused:
         load_settings(data_dir="/nonexistent", verbosity_components=components)
     assert words in str(refused.value)
+
+
+def test_a_level_of_thousands_of_leading_zeros_is_read_as_go_reads_it() -> None:
+    # Python's int() refuses more than 4,300 digits; Go's ParseUint takes the zeros as they are.
+    assert parse_level(b"0" * 5000 + b"7") == 7
+    with pytest.raises(BadFlagValue) as refused:
+        parse_level(b"0" * 5000 + b"1" * 11)
+    assert refused.value.text.endswith(": value out of range\n")

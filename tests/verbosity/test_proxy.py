@@ -267,3 +267,34 @@ def test_a_name_no_node_can_have_is_404_on_every_route(
         assert admin.get("/verbosity", params={"node": name}).status_code == 404
         assert admin.delete("/verbosity", params={"node": name}).status_code == 404
     assert kubelet.total_requests == 0
+
+
+def test_a_database_too_busy_after_the_put_says_the_change_was_sent(
+    admin: TestClient, kubelet: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.verbosity import store
+
+    def busy(**_: Any) -> None:
+        # The lock another process holds past the busy timeout, at the one moment that matters:
+        # after the component changed, before clusterm recorded it.
+        raise OperationalError(
+            "UPDATE verbosity_level", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    monkeypatch.setattr(store, "record_change", busy)
+    r = admin.put(KUBELET, content=b"6", params={"ttl": "10m"})
+    assert r.status_code == 503, r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    body = r.json()
+    assert body["error"] == "DatabaseBusy"
+    assert "was sent to the components" in body["message"]
+    assert "nothing was changed" not in body["message"]
+    assert kubelet.by_name["n1"].level == 6
+    # What was written before sending stands: the level and its revert.
+    (known,) = admin.get("/verbosity").json()
+    assert (known["level"], known["revert_to"]) == (6, 2)
+    assert known["reverts_at"] is not None
