@@ -201,7 +201,7 @@ def token_list(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
         last = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "-"
         created = row.created_at.isoformat(timespec="seconds")
         expires = row.expires_at.isoformat(timespec="seconds") if row.expires_at else "never"
-        if auth.expired(row, now):
+        if auth.expired(row.expires_at, now):
             expires = f"expired {expires}"
         typer.echo(f"{row.name:<24} {row.role:<9} {created:<25} {last:<25} {expires}")
 

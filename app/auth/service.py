@@ -64,11 +64,8 @@ class Principal:
     role: Role
     expires_at: dt.datetime | None = None
 
-    def allows(self, needed: Role) -> bool:
-        return self.role.rank >= needed.rank
-
     def require(self, needed: Role) -> None:
-        if not self.allows(needed):
+        if self.role.rank < needed.rank:
             raise Forbidden(
                 f"this needs the {needed} role; token {self.name!r} has {self.role}. "
                 f"Ask an admin for a token with `clusterm token create --role {needed}`",
@@ -106,8 +103,9 @@ def parse_ttl(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-def expired(row: Token, now: dt.datetime | None = None) -> bool:
-    return row.expires_at is not None and row.expires_at <= (now or utcnow())
+def expired(expires_at: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """Whether a token with this expiry (None: never) has expired by `now`."""
+    return expires_at is not None and expires_at <= (now or utcnow())
 
 
 def create_token(
@@ -168,7 +166,7 @@ class TokenCache:
         if entry is None or entry[1] < time.monotonic():
             return None
         principal = entry[0]
-        if principal.expires_at is not None and principal.expires_at <= utcnow():
+        if expired(principal.expires_at):
             with self._lock:
                 self._entries.pop(digest, None)
             return None
@@ -207,7 +205,8 @@ def authenticate(
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("the token is not valid: it is unknown or was revoked")
     now = utcnow()
-    if row.expires_at is not None and row.expires_at <= now:
+    if expired(row.expires_at, now):
+        assert row.expires_at is not None
         raise Unauthorized(
             f"the token {row.name!r} expired at {row.expires_at.isoformat(timespec='seconds')}; "
             "ask an admin for a new one"

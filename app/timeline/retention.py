@@ -36,8 +36,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import Database, utcnow
 from app.timeline.models import TimelineEvent, TimelineRetention
-
-VERBOSITY_ACTION = "verbosity"  # the audit events a role below admin can write without limit
+from app.timeline.vocabulary import FLOODABLE_AUDIT_ACTION
 
 log = logging.getLogger("clusterm.timeline")
 ev = TimelineEvent
@@ -117,7 +116,7 @@ def _trim_floodable_audit(
         ) - policy.max_audit_events
         if excess <= 0:
             return 0
-        floodable = sa.and_(audit, ev.action == VERBOSITY_ACTION)
+        floodable = sa.and_(audit, ev.action == FLOODABLE_AUDIT_ACTION)
         through = session.scalar(
             sa.select(ev.id).where(floodable).order_by(ev.id).offset(excess - 1).limit(1)
         )

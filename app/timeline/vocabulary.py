@@ -44,6 +44,9 @@ FAILED_RESULTS = frozenset({Result.FAILED, Result.INTERRUPTED})
 # classified the rows stored before it with the same rule, less `CancelRequested`, which it left
 # as ordinary events. docs/timeline.md lists them for readers.
 AUDIT_ACTIONS = frozenset({"token", "authorize", "verbosity", "globals.set"})
+# The audit events a role below admin can write without limit (every verbosity change and
+# revert is one): retention removes them first when the audit trail is over its cap.
+FLOODABLE_AUDIT_ACTION = "verbosity"
 AUDIT_REASONS = frozenset({"JobAccepted", "CancelRequested"})
 
 

@@ -119,6 +119,17 @@ def test_a_bad_ca_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "cannot be used" in capsys.readouterr().err
 
 
+def serve_once(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`clusterm serve` with `env`, for a start-up that must fail (it returns at once)."""
+    return subprocess.run(
+        [*CLUSTERM, "serve", "--data-dir", str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_certificate_that_cannot_be_loaded_stops_the_start_up(
     tmp_path: Path, cert_files: tuple[Path, Path, Path]
 ) -> None:
@@ -128,24 +139,12 @@ def test_a_certificate_that_cannot_be_loaded_stops_the_start_up(
         "CLUSTERM_TLS_CERT_FILE": str(chain),
         "CLUSTERM_TLS_KEY_FILE": str(ca_file),  # a certificate where the key should be
     }
-    r = subprocess.run(
-        [*CLUSTERM, "serve", "--data-dir", str(tmp_path / "data")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = serve_once(tmp_path, env)
     assert r.returncode == 2
     assert "invalid setting tls_cert_file/tls_key_file" in r.stderr
     assert str(chain) in r.stderr
     env["CLUSTERM_TLS_KEY_FILE"] = ""
-    r = subprocess.run(
-        [*CLUSTERM, "serve", "--data-dir", str(tmp_path / "data")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = serve_once(tmp_path, env)
     assert r.returncode == 2
     assert "tls_key_file" in r.stderr
 

@@ -98,14 +98,22 @@ def kill_while_held(
     return row
 
 
-def test_a_change_killed_in_flight_is_reverted_after_the_restart(
+def daemon_with_kubelet(
     daemon: Daemon, db_url: str, emulators: Callable[..., Emulator]
-) -> None:
+) -> tuple[httpx.Client, Endpoint]:
+    """The daemon started, with one commissioned node whose kubelet is an emulator."""
     emulator = emulators()
     endpoint = emulator.add("n1", token=TOKEN)
     emulator.start()
     client = daemon.start()
     commissioned_node(client, db_url, endpoint)
+    return client, endpoint
+
+
+def test_a_change_killed_in_flight_is_reverted_after_the_restart(
+    daemon: Daemon, db_url: str, emulators: Callable[..., Emulator]
+) -> None:
+    client, endpoint = daemon_with_kubelet(daemon, db_url, emulators)
 
     row = kill_while_held(daemon, client, endpoint, ttl="2s")
     # Written before the PUT went out: the new level, its revert, and the mark of a change whose
@@ -132,11 +140,7 @@ def test_a_change_killed_in_flight_is_reverted_after_the_restart(
 def test_a_permanent_change_killed_in_flight_keeps_the_pending_revert(
     daemon: Daemon, db_url: str, emulators: Callable[..., Emulator]
 ) -> None:
-    emulator = emulators()
-    endpoint = emulator.add("n1", token=TOKEN)
-    emulator.start()
-    client = daemon.start()
-    commissioned_node(client, db_url, endpoint)
+    client, endpoint = daemon_with_kubelet(daemon, db_url, emulators)
     r = client.put(KUBELET, content=b"4", params={"ttl": "4s"})
     assert r.status_code == 200, r.text
     pending = known(client)["n1"]["reverts_at"]
