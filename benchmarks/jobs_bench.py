@@ -37,8 +37,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.jobs.logbuffer import LogBuffer  # noqa: E402
-from app.jobs.runner import ansible_env, event_handler, run_playbook  # noqa: E402
+from app.ansible.logbuffer import LogBuffer  # noqa: E402
+from app.ansible.runner import ansible_env, event_handler, run_playbook  # noqa: E402
 
 PLAYBOOKS = REPO / "tests" / "jobs" / "playbooks"
 DOC = REPO / "docs" / "benchmarks.md"

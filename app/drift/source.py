@@ -9,9 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from app.ansible import inventory, process, runner
 from app.config import Settings
 from app.errors import UpstreamError
-from app.jobs import inventory, process, runner
 from app.nodes.models import Node
 
 

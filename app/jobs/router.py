@@ -12,12 +12,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from app import streams
+from app.ansible.logbuffer import LogSlice
 from app.auth.deps import AdminDep, OperatorDep, ViewerDep, record_refusal
 from app.auth.service import Principal
 from app.deps import DbDep
 from app.errors import Forbidden, NotFound
 from app.jobs import service
-from app.jobs.logbuffer import LogSlice
 from app.jobs.models import ACTIVE_STATUSES, Kind
 from app.jobs.schemas import (
     CommissionRequest,

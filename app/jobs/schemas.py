@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
-from app.jobs.inventory import Address
+from app.ansible.inventory import Address
 from app.nodes.schemas import Address as NodeAddress
 from app.nodes.schemas import HostGroup, NodeName, SshUser, Vars
 

@@ -9,7 +9,7 @@ register or set as a fact (`clusterm_join_command`) would replace that result. A
 with a value of the wrong type or out of its bounds is refused too: `"1; touch x"` is not a
 number of seconds, whatever a playbook does with it.
 
-Every value, whoever sent it, is still written as data Ansible never templates (app.jobs.unsafe).
+Every value, whoever sent it, is still written as data Ansible never templates (app.ansible.unsafe).
 """
 
 from __future__ import annotations

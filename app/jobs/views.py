@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.jobs.logbuffer import LogSlice
+from app.ansible.logbuffer import LogSlice
 from app.jobs.models import Job
 
 # CSI sequences (colours, cursor moves) and the two-character escapes.

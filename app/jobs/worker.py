@@ -1,7 +1,7 @@
 """The job manager: the one active job and the last one, run in a background thread.
 
 The request thread only accepts (service.accept_job, one transaction) and hands over; the job's
-own thread runs Ansible in a child process (app.jobs.process) and feeds its output to the log.
+own thread runs Ansible in a child process (app.ansible.process) and feeds its output to the log.
 The active and the last job live here, in memory, with their logs: that is what
 `GET /info/job/active|last` serve, without the database.
 
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.ansible import inventory, process, runner
+from app.ansible.logbuffer import LogBuffer
 from app.config import Settings
 from app.db import Database
 from app.errors import JobActive, Misconfigured, NotFound
-from app.jobs import inventory, process, runner
 from app.jobs import service as jobs
-from app.jobs.logbuffer import LogBuffer
 from app.jobs.models import Job, Kind, Status
 from app.timeline import service as timeline
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.ansible.process import job_processes
 from app.config import Settings, load_settings
-from app.jobs.process import job_processes
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}

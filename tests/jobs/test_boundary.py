@@ -20,9 +20,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from app.ansible import inventory, unsafe
+from app.ansible.process import job_processes
 from app.config import Settings, SettingsError, load_settings
-from app.jobs import inventory, unsafe
-from app.jobs.process import job_processes
 from app.jobs.variables import KNOBS
 from tests.jobs.conftest import (
     LOCAL_VARS,

@@ -1,6 +1,6 @@
 """`clusterm serve --demo`: demo nodes registered on this machine and their commission started.
 (The whole demo commission runs the shipped playbooks for a minute or more; the playbooks
-themselves are tested over SSH in tests/ansible and test_e2e_ssh.py.)"""
+themselves are tested over SSH in tests/playbooks and test_e2e_ssh.py.)"""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.ansible.process import job_processes
 from app.config import load_settings
-from app.jobs.process import job_processes
 from app.main import create_app
-from tests.ansible.conftest import FAST_JOIN
+from tests.playbooks.conftest import FAST_JOIN
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture
 from tests.jobs.conftest import wait_finished

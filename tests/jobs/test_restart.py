@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.jobs.process import job_processes
+from app.ansible.process import job_processes
 from tests.jobs.conftest import FINISHED, local_node, runner_pids, wait_no_processes
 from tests.jobs.daemon import Daemon
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.jobs.process import job_processes
+from app.ansible.process import job_processes
 from app.timeline.models import TimelineEvent
 from tests.jobs.conftest import local_node, register, states, wait_finished, wait_lines
 

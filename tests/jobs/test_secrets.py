@@ -23,7 +23,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.ansible.conftest import FAST_JOIN
+from tests.playbooks.conftest import FAST_JOIN
 from tests.hosts.cluster import fakek8s
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.jobs.logbuffer import LogBuffer, clean_line
+from app.ansible.logbuffer import LogBuffer, clean_line
 
 
 def test_lines_are_numbered_from_one_and_read_after_a_cursor() -> None:

@@ -1,4 +1,4 @@
-"""Run a playbook in a child process, with app.jobs.runner on the other side of a pipe.
+"""Run a playbook in a child process, with app.ansible.runner on the other side of a pipe.
 
 Why not in the daemon's own thread, as before:
 - memory: ansible-runner holds each event whole while it reads it. A task whose result prints
@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from app.jobs import runner
+from app.ansible import runner
 
 # A huge event is split at line ends into chunks of at most this much, and a batch is sent once
 # it holds this much: the daemon never holds more than about two chunks besides its log buffer.
@@ -41,7 +41,7 @@ BATCH_S = 0.05  # and a batch goes out at least this often while the job prints
 POLL_S = 0.1
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["app.jobs.runner"])
+_context.set_forkserver_preload(["app.ansible.runner"])
 
 
 def run_playbook(

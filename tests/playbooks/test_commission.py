@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.ansible.conftest import run_playbook
+from tests.playbooks.conftest import run_playbook
 from tests.hosts.fixture import SshHosts
 
 

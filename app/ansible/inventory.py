@@ -6,7 +6,7 @@ a playbook can reach the existing control plane (to join, or to drain) without t
 The contract with the playbooks is in ansible/README.md.
 
 Everything in it came through the API (names, addresses, users, node vars), so it is written as
-data that Ansible never templates (app.jobs.unsafe), in a file only the daemon's user can read.
+data that Ansible never templates (app.ansible.unsafe), in a file only the daemon's user can read.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.jobs import unsafe
+from app.ansible import unsafe
 from app.nodes.models import Node
 
 

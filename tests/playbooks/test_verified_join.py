@@ -3,7 +3,7 @@ joined Nodes, and the commission playbook retries within its bounds and says wha
 
 from __future__ import annotations
 
-from tests.ansible.conftest import FAST_JOIN, run_playbook
+from tests.playbooks.conftest import FAST_JOIN, run_playbook
 from tests.hosts.fixture import SshHosts
 
 RETRIES = FAST_JOIN["clusterm_join_retries"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.ansible.conftest import ANSIBLE_PLAYBOOK, PLAYBOOK_DIR
+from tests.playbooks.conftest import ANSIBLE_PLAYBOOK, PLAYBOOK_DIR
 
 SHIPPED = {"commission.yml", "decommission.yml", "update.yml", "cleanup.yml", "discover.yml"}
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.jobs import runner  # noqa: F401 - applies the pexpect bound under test
-from app.jobs.process import BATCH_S, _ChildPipe, split_lines
+from app.ansible import runner  # noqa: F401 - applies the pexpect bound under test
+from app.ansible.process import BATCH_S, _ChildPipe, split_lines
 from tests.jobs.conftest import (
     local_node,
     register,

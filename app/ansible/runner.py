@@ -8,7 +8,7 @@ ansible-runner's sharp edges are handled here, once:
 - the extra vars never reach runner's `extravars`: runner would put them as JSON on
   ansible-playbook's command line, which any local user reads in `ps`, and Ansible would evaluate
   any template in them. They go to `env/extravars` (mode 0600) instead, every string tagged
-  `!unsafe` (app.jobs.unsafe), which runner passes as `-e @env/extravars`;
+  `!unsafe` (app.ansible.unsafe), which runner passes as `-e @env/extravars`;
 - the event handler is O(1) and returns False, so runner writes no per-event JSON file; the
   per-host results come from the `playbook_on_stats` event itself (runner.stats would be None);
 - `suppress_output_file`: the log is ours (bounded); runner's own stdout copy would be unbounded;
@@ -30,7 +30,7 @@ from typing import Any
 import ansible_runner
 import pexpect  # type: ignore[import-untyped]
 
-from app.jobs import unsafe
+from app.ansible import unsafe
 
 PEXPECT_TIMEOUT_S = 0.2
 
