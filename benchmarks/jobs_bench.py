@@ -1,4 +1,4 @@
-"""Jobs benchmarks (issue 4): run with `.venv/bin/python benchmarks/jobs_bench.py`.
+"""Jobs benchmarks: run with `.venv/bin/python benchmarks/jobs_bench.py`.
 
 Starts a real `clusterm serve` on loopback with its own data dir, runs real jobs through it
 (ansible-runner, local connection) and writes the figures to docs/benchmarks.md under "## Jobs",
@@ -37,8 +37,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from app.ansible.env import ansible_env  # noqa: E402
 from app.ansible.logbuffer import LogBuffer  # noqa: E402
-from app.ansible.runner import ansible_env, event_handler, run_playbook  # noqa: E402
+from app.ansible.runner import event_handler, run_playbook  # noqa: E402
+from app.ansible.spec import RunSpec  # noqa: E402
+from app.config import load_settings  # noqa: E402
 
 PLAYBOOKS = REPO / "tests" / "jobs" / "playbooks"
 DOC = REPO / "docs" / "benchmarks.md"
@@ -534,13 +537,16 @@ def bench_overhead_runs(work: Path, daemon: Daemon, runs: int) -> dict[str, floa
         # runner's own (its per-event files, the pty) rather than clusterm's.
         shutil.rmtree(work / "bare", ignore_errors=True)
         start = time.perf_counter()
-        result = run_playbook(
+        spec = RunSpec(
             private_data_dir=work / "bare",
             playbook=work / "pb" / "overhead.yml",
             inventory=inv,
             extra_vars={},
-            env=ansible_env(private_key=None, host_key_policy="off", known_hosts=work / "kh"),
+            env=ansible_env(load_settings(data_dir=work / "bare-data", ssh_host_key_policy="off")),
             timeout_s=600,
+        )
+        result = run_playbook(
+            spec,
             on_output=lambda text: None,
             should_cancel=lambda: False,
         )

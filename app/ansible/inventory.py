@@ -1,4 +1,4 @@
-"""The inventory of one job, generated from the node table (never a file users keep in sync).
+"""The inventory of one run, generated from the node table (never a file users keep in sync).
 
 Groups: `targets` is exactly the job's hosts (the playbooks act on it); `masters` and `workers`
 sort them by host group, and `masters` also holds the cluster's commissioned masters, first, so
@@ -11,13 +11,28 @@ data that Ansible never templates (app.ansible.unsafe), in a file only the daemo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.ansible import unsafe
-from app.nodes.models import Node
+
+# The host groups a Host may be in, as the playbooks name their groups.
+MASTER = "master"
+WORKER = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A node as Ansible sees it; the nodes domain makes one of each node it hands out."""
+
+    name: str
+    address: str
+    ssh_port: int
+    ssh_user: str
+    host_group: str  # MASTER or WORKER
+    vars: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -29,24 +44,24 @@ class Address:
     user: str
 
 
-def _host_vars(node: Node) -> dict[str, Any]:
+def _host_vars(host: Host) -> dict[str, Any]:
     # The node's own vars come last: a user who sets ansible_connection or ansible_host there
     # means it.
     return {
-        "ansible_host": node.address,
-        "ansible_port": node.ssh_port,
-        "ansible_user": node.ssh_user,
-        **node.vars,
+        "ansible_host": host.address,
+        "ansible_port": host.ssh_port,
+        "ansible_user": host.ssh_user,
+        **host.vars,
     }
 
 
 def node_inventory(
-    *, targets: Sequence[Node], cluster_masters: Sequence[Node] = ()
+    *, targets: Sequence[Host], cluster_masters: Sequence[Host] = ()
 ) -> dict[str, Any]:
-    hosts = {n.name: _host_vars(n) for n in [*targets, *cluster_masters]}
-    job_masters = [n.name for n in targets if n.host_group == "master"]
-    masters = [n.name for n in cluster_masters if n.name not in job_masters] + job_masters
-    workers = [n.name for n in targets if n.host_group == "worker"]
+    hosts = {h.name: _host_vars(h) for h in [*targets, *cluster_masters]}
+    job_masters = [h.name for h in targets if h.host_group == MASTER]
+    masters = [h.name for h in cluster_masters if h.name not in job_masters] + job_masters
+    workers = [h.name for h in targets if h.host_group == WORKER]
     return _inventory(hosts, targets=[n.name for n in targets], masters=masters, workers=workers)
 
 

@@ -10,10 +10,13 @@ Why not in the daemon's own thread, as before:
 
 The child is forked from a forkserver that has already imported ansible-runner, so a job starts
 in milliseconds, not the 0.3 s of a fresh import. The forkserver, not the daemon, is the one
-forking: the daemon runs threads, and fork() of a threaded process can copy a held lock.
+forking: the daemon runs threads, and fork() of a threaded process can copy a held lock. The
+runtime starts it with the daemon (start_forkserver); run_playbook starts it if nobody has.
 
-Processes: runner's cancel kills ansible-playbook's process group, which is not all of a job (see
-kill_leftovers); whatever ends a run, the child and then the daemon kill the rest.
+Processes: runner's cancel kills ansible-playbook's process group, which is not all of a job
+(Ansible's workers call setsid(): see docs/contracts.md#ansible-workers). The child records the
+run's processes as they appear (app.ansible.leftovers); whatever ends a run, the child and then
+the daemon kill exactly what is left of them.
 
 Messages, child to daemon: ("out", text) with whole lines, batched, ("report", (task, res)),
 ("result", RunResult) or ("error", message); daemon to child: "cancel". When the daemon dies, the
@@ -24,15 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from app.ansible import runner
+from app.ansible import leftovers, runner
+from app.ansible.spec import RunResult, RunSpec, RunStatus
 
 # A huge event is split at line ends into chunks of at most this much, and a batch is sent once
 # it holds this much: the daemon never holds more than about two chunks besides its log buffer.
@@ -41,27 +44,41 @@ BATCH_S = 0.05  # and a batch goes out at least this often while the job prints
 POLL_S = 0.1
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["app.ansible.runner"])
+
+
+def start_forkserver() -> None:
+    """Start the process the children are forked from, with ansible-runner imported; idempotent.
+
+    Not at import: a module that starts a process when imported would start it in every tool
+    and test that imports it."""
+    # The preload is read when the server starts: it has no effect on one already running.
+    _context.set_forkserver_preload(["app.ansible.runner"])
+    forkserver.ensure_running()
 
 
 def run_playbook(
+    spec: RunSpec,
     *,
     on_output: Callable[[str], None],
     should_cancel: Callable[[], bool],
     on_report: Callable[[str, dict[str, Any]], None] | None = None,
-    **run_args: Any,
-) -> runner.RunResult:
-    """runner.run_playbook, run in a child process; the callbacks run in the calling thread."""
+) -> RunResult:
+    """runner.run_playbook, run in a child process; the callbacks run in the calling thread.
+
+    on_report hears of the run's reports when spec.wants_reports, and must be given then."""
+    if spec.wants_reports and on_report is None:
+        raise ValueError("a run that wants reports needs on_report")
+    start_forkserver()
     ours, theirs = _context.Pipe(duplex=True)
     child = _context.Process(
         target=_child_main,
-        args=(theirs, run_args, on_report is not None),
+        args=(theirs, spec),
         name="clusterm-runner",
         daemon=True,
     )
     child.start()
     theirs.close()  # the child's end: only the child may hold it, so its death reads as EOF
-    result: runner.RunResult | None = None
+    result: RunResult | None = None
     error: str | None = None
     cancel_sent = False
     try:
@@ -95,7 +112,7 @@ def run_playbook(
         error = f"it ended without a result ({_describe_exit(child.exitcode)})"
     error = f"the process running ansible-runner failed: {error}"
     on_output(f"[clusterm: {error}]")
-    return runner.RunResult(status="failed", rc=None, error=error)
+    return RunResult(status=RunStatus.FAILED, rc=None, error=error)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -111,24 +128,30 @@ def _send_quietly(conn: Connection, message: object) -> None:
         conn.send(message)
 
 
-def _child_main(conn: Connection, run_args: dict[str, Any], wants_reports: bool) -> None:
+def _child_main(conn: Connection, spec: RunSpec) -> None:
     # Ctrl-C in the daemon's terminal reaches this whole process group: the daemon decides what
-    # happens to the job (it cancels it on shutdown), not the signal.
+    # happens to the job (it cancels it on shutdown), not the signal
+    # (see docs/contracts.md#runner-signal-handlers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pipe = _ChildPipe(conn)
     try:
-        result = runner.run_playbook(
-            **run_args,
-            on_output=pipe.on_output,
-            should_cancel=pipe.should_cancel,
-            on_report=pipe.on_report if wants_reports else None,
-        )
+        recorder = leftovers.Recorder(spec.private_data_dir)
+        recorder.start()
+        try:
+            result = runner.run_playbook(
+                spec,
+                on_output=pipe.on_output,
+                should_cancel=pipe.should_cancel,
+                on_report=pipe.on_report if spec.wants_reports else None,
+            )
+        finally:
+            recorder.stop()
         pipe.send(("result", result))
     except Exception as exc:  # whatever it is, the daemon must hear of it, not a bare EOF
         pipe.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         # Here too, not only in the daemon: after a kill -9 of the daemon nobody else would.
-        kill_leftovers(Path(run_args["private_data_dir"]))
+        leftovers.kill_leftovers(spec.private_data_dir)
         conn.close()
 
 
@@ -162,7 +185,7 @@ class _ChildPipe:
 
     def should_cancel(self) -> bool:
         # runner asks after every read, at least every pexpect timeout: a quiet job's last lines
-        # wait no longer than that.
+        # wait no longer than that (see docs/contracts.md#runner-cancel-latency).
         self.flush()
         try:
             while not self.cancel and self.conn.poll():
@@ -208,65 +231,3 @@ def split_lines(text: str, size: int) -> Iterator[str]:
         else:
             yield text[start:cut].removesuffix("\r")
         start = cut + 1
-
-
-def job_processes(job_dir: Path) -> list[int]:
-    """Processes still running from `job_dir`: their command line names its inventory."""
-    marker = str(job_dir).encode() + b"/"
-    pids = []
-    for entry in _proc_entries():
-        try:
-            if marker in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-def kill_leftovers(job_dir: Path, wait_s: float = 2.0) -> int:
-    """SIGKILL every process of the job and all their descendants; return how many.
-
-    Runner's own cancel kills ansible-playbook's process group only, but Ansible's worker
-    processes call setsid(), so a task (and what it started) would run on, orphaned. And after a
-    crash, ansible-playbook outlives the daemon that started it and must not go on changing hosts.
-    """
-    roots = set(job_processes(job_dir))
-    if not roots:
-        return 0
-    children: dict[int, list[int]] = {}
-    for entry in _proc_entries():
-        try:
-            # Field 4 of /proc/PID/stat, after the parenthesised command (which may hold spaces).
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    victims, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in victims or pid == os.getpid():
-            continue
-        victims.add(pid)
-        todo.extend(children.get(pid, []))
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in victims):
-        time.sleep(0.02)
-    return len(victims)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie holds nothing: its parent (runner's pexpect) reaps it
-
-
-def _proc_entries() -> list[Path]:
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    return [entry for entry in proc.iterdir() if entry.name.isdigit()]

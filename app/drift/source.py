@@ -1,5 +1,5 @@
 """Where the cluster's Node list comes from: `kubectl get nodes` on a commissioned master, run
-through the same Ansible wrapper, inventory and SSH settings as the jobs."""
+through the same Ansible layer, inventory and environment (app.ansible.env) as the jobs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from app.ansible import inventory, process, runner
+from app.ansible import inventory, process
+from app.ansible.env import ansible_env
+from app.ansible.spec import RunSpec, RunStatus
 from app.config import Settings
 from app.errors import UpstreamError
-from app.nodes.models import Node
 
 
 def list_cluster_nodes(
     *,
     settings: Settings,
-    master: Node,
+    master: inventory.Host,
     work_dir: Path,
     should_cancel: Callable[[], bool] = lambda: False,
 ) -> dict[str, str]:
@@ -29,24 +30,19 @@ def list_cluster_nodes(
         work_dir / "inventory.yml", inventory.node_inventory(targets=[], cluster_masters=[master])
     )
     output: deque[str] = deque(maxlen=20)  # enough to explain a failure, bounded
-    result = process.run_playbook(
+    spec = RunSpec(
         private_data_dir=work_dir / "run",
         playbook=(settings.playbook_dir / settings.cluster_nodes_playbook).absolute(),
         inventory=inv,
         extra_vars={**settings.extra_vars, "clusterm_result_file": str(result_file)},
-        env=runner.ansible_env(
-            private_key=settings.ssh_private_key_file,
-            host_key_policy=settings.ssh_host_key_policy,
-            known_hosts=settings.known_hosts_file,
-        ),
+        env=ansible_env(settings),
         timeout_s=settings.drift_timeout_s,
-        on_output=output.append,
-        should_cancel=should_cancel,
     )
-    if result.status != "successful" or not result_file.is_file():
+    result = process.run_playbook(spec, on_output=output.append, should_cancel=should_cancel)
+    if result.status != RunStatus.SUCCESSFUL or not result_file.is_file():
         tail = " | ".join(line.strip() for line in output if line.strip())[-600:]
         raise UpstreamError(
-            f"could not read the Node list from master {master.name} ({result.status}, "
+            f"could not read the Node list from master {master.name} ({result.status.value}, "
             f"rc {result.rc}): {tail or 'no output'}",
             master=master.name,
         )

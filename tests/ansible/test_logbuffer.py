@@ -95,6 +95,7 @@ def test_the_spool_restores_the_log_after_a_crash(tmp_path: Path) -> None:
     assert after.lines[-1] == "line 3000"
     assert after.lines[0] == "line 1"
     assert after.gap is not None
+    assert before.gap is not None
     assert after.gap.after_line == before.gap.after_line
     assert after.dropped_lines == before.dropped_lines
     assert all(line == f"line {n}" for n, line in after.numbered() if n is not None)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.ansible import runner  # noqa: F401 - applies the pexpect bound under test
+from app.ansible import runner
 from app.ansible.process import BATCH_S, _ChildPipe, split_lines
 from tests.jobs.conftest import (
     local_node,
@@ -48,6 +48,7 @@ def test_a_line_longer_than_a_chunk_is_cut_and_says_so() -> None:
 def test_pexpect_keeps_only_its_search_window_between_timeouts() -> None:
     """runner reads with expect([TIMEOUT, EOF]) in a loop; unpatched, pexpect kept (and copied at
     every timeout) everything read since the start: the job's whole output, in memory."""
+    runner.bound_pexpect_before()  # as runner.run_playbook does, in the process that runs it
     code = "import sys, time\nfor i in range(20):\n    print('y' * 100_000, flush=True)\n"
     code += "    time.sleep(0.01)\ntime.sleep(0.5)\n"
     child = pexpect.spawn(sys.executable, ["-c", code], encoding="utf-8", echo=False)
