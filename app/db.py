@@ -14,8 +14,9 @@ behind writers. The same code runs on PostgreSQL, where both kinds are ordinary 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,23 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def enum_column(vocabulary: type[StrEnum], length: int) -> sa.Enum:
+    """A column of `vocabulary`'s members, stored as their values in a VARCHAR(`length`).
+
+    A plain VARCHAR, not a database enum nor a CHECK constraint: the stored strings stay what they
+    always were, so a new member needs no migration. Rows read back as members; a string that is
+    not one is refused on the way in, and a stored one that is not one fails the read loudly.
+    """
+    return sa.Enum(
+        vocabulary,
+        native_enum=False,
+        create_constraint=False,
+        values_callable=lambda members: [member.value for member in members],
+        length=length,
+        validate_strings=True,
+    )
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -110,8 +128,16 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     return engine
 
 
+class DatabaseClosed(RuntimeError):
+    """The database was used after `dispose()`: a thread outlived the daemon's shutdown order."""
+
+
 class Database:
-    """The engine and the two kinds of session the services use."""
+    """The engine and the two kinds of session the services use.
+
+    Other layers add their session listeners with `instrument_sessions` (the timeline's event
+    queue does): this module stays below every domain. After `dispose()` a read or write raises
+    `DatabaseClosed` instead of quietly opening a new pool."""
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
         self.url = url
@@ -119,19 +145,39 @@ class Database:
         writer = self.engine.execution_options(sqlite_begin="immediate")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(writer, expire_on_commit=False)
+        self._instrumented: set[str] = set()
+        self.disposed = False
+
+    def instrument_sessions(self, mark: str, listeners: Mapping[str, Callable[..., None]]) -> None:
+        """Attach session `listeners` (SQLAlchemy session event name -> function) to every
+        session this database makes, and put `mark` in their `info`, once per mark."""
+        if mark in self._instrumented:
+            return
+        self._instrumented.add(mark)
+        for maker in (self._reads, self._writes):
+            for identifier, fn in listeners.items():
+                event.listen(maker, identifier, fn)
+            maker.configure(info={**maker.kw.get("info", {}), mark: True})
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        self._check_open()
         with self._reads() as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends, and rolls back if it raises."""
+        self._check_open()
         with self._writes() as session, session.begin():
             yield session
 
+    def _check_open(self) -> None:
+        if self.disposed:
+            raise DatabaseClosed("the database was used after clusterm closed it")
+
     def dispose(self) -> None:
+        self.disposed = True
         self.engine.dispose()
 
 

@@ -3,46 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, utcnow
-
-
-class Kind(StrEnum):
-    COMMISSION = "commission"
-    DECOMMISSION = "decommission"
-    UPDATE = "update"
-    DISCOVER = "discover"
-
-
-class Status(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESSFUL = "successful"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"
-
-
-ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+from app.db import Base, JSONType, UTCDateTime, enum_column, utcnow
+from app.jobs.vocabulary import Kind, Status
+from app.nodes.vocabulary import HostGroup
 
 
 class Job(Base):
     __tablename__ = "job"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[Kind] = mapped_column(enum_column(Kind, 16))
     desc: Mapped[str] = mapped_column(sa.String(1024))
     # Node names, or the addresses of a discover job.
     nodes: Mapped[list[str]] = mapped_column(JSONType)
-    host_group: Mapped[str | None] = mapped_column(sa.String(16))
+    host_group: Mapped[HostGroup | None] = mapped_column(enum_column(HostGroup, 16))
     actor: Mapped[str] = mapped_column(sa.String(64))
-    status: Mapped[str] = mapped_column(sa.String(16), default=Status.QUEUED.value, index=True)
+    status: Mapped[Status] = mapped_column(
+        enum_column(Status, 16), default=Status.QUEUED, index=True
+    )
     rc: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
     hosts: Mapped[dict[str, dict[str, int]]] = mapped_column(JSONType, default=dict)

@@ -9,14 +9,17 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from app.ansible.inventory import Address
+from app.jobs.vocabulary import Kind, Status
 from app.nodes.schemas import Address as NodeAddress
-from app.nodes.schemas import HostGroup, NodeName, SshUser, Vars
+from app.nodes.schemas import HostGroupField, NodeName, SshUser, Vars
+from app.nodes.vocabulary import HostGroup
 
 MAX_NODES = 1000
 
 
 def _json_object(value: Any) -> Any:
-    # The original clusterm took extra_vars as a JSON *string*; scripts still send one.
+    # The original clusterm took extra_vars as a JSON *string*; scripts still send one
+    # (see docs/contracts.md#contiv-clusterm).
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -30,7 +33,7 @@ def _json_object(value: Any) -> Any:
 
 
 ExtraVars = Annotated[Vars, BeforeValidator(_json_object)]
-# Which of them a caller may send depends on the caller's role (app.jobs.variables): checked by
+# Which of them a caller may send depends on the caller's role (app.operator_vars): checked by
 # service.check_extra_vars before a job is accepted.
 _REQUEST_VARS: Any = Field(
     default_factory=dict,
@@ -87,7 +90,7 @@ class _Input(BaseModel):
 
 class CommissionRequest(_Input):
     nodes: NodeList
-    host_group: HostGroup | None = None
+    host_group: HostGroupField | None = None
     extra_vars: ExtraVars = _REQUEST_VARS
 
 
@@ -98,7 +101,7 @@ class DecommissionRequest(_Input):
 
 class UpdateRequest(_Input):
     nodes: NodeList
-    host_group: HostGroup | None = None
+    host_group: HostGroupField | None = None
     extra_vars: ExtraVars = _REQUEST_VARS
 
 
@@ -127,12 +130,12 @@ class JobRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    kind: str
+    kind: Kind
     desc: str
     nodes: list[str]
-    host_group: str | None
+    host_group: HostGroup | None
     actor: str
-    status: str
+    status: Status
     rc: int | None
     error: str | None
     hosts: dict[str, dict[str, int]]

@@ -15,33 +15,7 @@ The table is the single source of truth: the API, the jobs and the tests all rea
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class State(StrEnum):
-    REGISTERED = "registered"
-    PROVISIONING = "provisioning"
-    COMMISSIONED = "commissioned"
-    UPDATING = "updating"
-    DECOMMISSIONING = "decommissioning"
-    DECOMMISSIONED = "decommissioned"
-    MAINTENANCE = "maintenance"
-    FAILED = "failed"
-
-
-class Event(StrEnum):
-    COMMISSION_START = "commission_start"
-    COMMISSION_SUCCEED = "commission_succeed"
-    COMMISSION_FAIL = "commission_fail"
-    UPDATE_START = "update_start"
-    UPDATE_SUCCEED = "update_succeed"
-    UPDATE_FAIL = "update_fail"
-    DECOMMISSION_START = "decommission_start"
-    DECOMMISSION_SUCCEED = "decommission_succeed"
-    DECOMMISSION_FAIL = "decommission_fail"
-    MAINTENANCE_ON = "maintenance_on"
-    MAINTENANCE_OFF = "maintenance_off"
-
+from app.nodes.vocabulary import Event, State
 
 S, E = State, Event
 

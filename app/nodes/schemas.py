@@ -8,9 +8,11 @@ import json
 import math
 import re
 import socket
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+from app.nodes.vocabulary import HostGroup, State
 
 MAX_VARS_BYTES = 64 * 1024
 # Deeper than any inventory needs, shallow enough for every JSON reader and writer on the way.
@@ -28,11 +30,10 @@ _LABEL_KEY_RE = re.compile(
 _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 
 GROUP_ALIASES = {
-    "master": "master",
-    "worker": "worker",
-    # the original clusterm's names, still in users' scripts
-    "service-master": "master",
-    "service-worker": "worker",
+    **{group.value: group for group in HostGroup},
+    # the original clusterm's names, still in users' scripts (docs/contracts.md#contiv-clusterm)
+    "service-master": HostGroup.MASTER,
+    "service-worker": HostGroup.WORKER,
 }
 
 
@@ -186,7 +187,9 @@ def _check_values(variables: dict[str, Any]) -> None:
 NodeName = Annotated[str, AfterValidator(check_node_name)]
 Address = Annotated[str, AfterValidator(check_address)]
 SshUser = Annotated[str, AfterValidator(_check_ssh_user)]
-HostGroup = Annotated[Literal["master", "worker"], BeforeValidator(_normalise_group)]
+# Not strict: anything but a group or an alias then fails as "should be 'master' or 'worker'",
+# not as "should be an instance of HostGroup".
+HostGroupField = Annotated[HostGroup, Strict(False), BeforeValidator(_normalise_group)]
 SshPort = Annotated[int, Field(ge=1, le=65535)]
 Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
 Vars = Annotated[dict[str, Any], AfterValidator(_check_vars)]
@@ -202,7 +205,7 @@ class NodeCreate(_Input):
     address: Address
     ssh_port: SshPort = 22
     ssh_user: SshUser = "root"
-    host_group: HostGroup = "worker"
+    host_group: HostGroupField = HostGroup.WORKER
     labels: Labels = Field(default_factory=dict)
     vars: Vars = Field(default_factory=dict)
 
@@ -213,7 +216,7 @@ class NodeUpdate(_Input):
     address: Address | None = None
     ssh_port: SshPort | None = None
     ssh_user: SshUser | None = None
-    host_group: HostGroup | None = None
+    host_group: HostGroupField | None = None
     labels: Labels | None = None
     vars: Vars | None = None
 
@@ -229,10 +232,10 @@ class NodeRead(BaseModel):
     address: str
     ssh_port: int
     ssh_user: str
-    host_group: str
+    host_group: HostGroup
     labels: dict[str, str]
     vars: dict[str, Any]
-    state: str
+    state: State
     created_at: dt.datetime
     updated_at: dt.datetime
     in_cluster: bool | None = Field(

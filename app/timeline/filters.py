@@ -23,6 +23,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 # Longer than any ISO 8601 time or any duration back to year 1; and int() refuses numbers of
 # more than 4,300 digits with an error of its own.
 _MAX_TIME_CHARS = 64
+# Query parameters are outside data: checked against the members' values before they become
+# members (a StrEnum member is equal to, and hashes as, its value).
+_RESULTS = frozenset(Result)
+_SEVERITIES = frozenset(Severity)
 
 
 def refuse(param: str, reason: str) -> ValidationFailed:
@@ -84,7 +88,7 @@ class TimelineFilter:
     nodes: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
-    results: list[str] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     min_severity: Severity | None = None
     job_id: int | None = None
     since: dt.datetime | None = None
@@ -108,11 +112,11 @@ class TimelineFilter:
         for name in nodes:
             check_node_name("node", name)
         for result in results:
-            if result not in {r.value for r in Result}:
+            if result not in _RESULTS:
                 raise refuse("result", f"{result!r} is not one of {', '.join(Result)}")
         severity = None
         if min_severity is not None:
-            if min_severity not in {s.value for s in Severity}:
+            if min_severity not in _SEVERITIES:
                 raise refuse(
                     "min_severity", f"{min_severity!r} is not one of {', '.join(Severity)}"
                 )
@@ -126,7 +130,7 @@ class TimelineFilter:
             nodes=list(nodes),
             actions=_checked("action", actions, ACTION_RE, "an action (such as commission)"),
             reasons=_checked("reason", reasons, REASON_RE, "a CamelCase reason"),
-            results=list(results),
+            results=[Result(r) for r in results],
             min_severity=severity,
             job_id=job_id,
             since=start,

@@ -6,6 +6,10 @@ step back with the clock; ids cannot, so paging and stream resumption key on the
 
 The node's name is copied into each row and the link to the node is `ON DELETE SET NULL`, so a
 node's history outlives the node (as MAAS keeps `node_hostname`).
+
+The timeline is a layer below the domains that write to it, the node inventory among them: it
+links to the `node` table by its name in SQL (the foreign key, `NODE`), never through the nodes'
+models, so that importing the timeline never imports a domain.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime, utcnow
-from app.nodes.models import Node
+from app.db import Base, JSONType, UTCDateTime, enum_column, utcnow
+from app.timeline.vocabulary import Result, Severity
+
+# The columns of the node table an event's link needs: its key and the name events copy.
+NODE = sa.table("node", sa.column("id", sa.Integer()), sa.column("name", sa.String(253)))
 
 # BIGINT on PostgreSQL; on SQLite only the exact type INTEGER makes the key the rowid.
 EventId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -45,8 +52,8 @@ class TimelineEvent(Base):
     node_name: Mapped[str | None] = mapped_column(sa.String(253), nullable=True)
     action: Mapped[str] = mapped_column(sa.String(64))
     reason: Mapped[str] = mapped_column(sa.String(64))
-    result: Mapped[str] = mapped_column(sa.String(16))
-    severity: Mapped[str] = mapped_column(sa.String(16))
+    result: Mapped[Result] = mapped_column(enum_column(Result, 16))
+    severity: Mapped[Severity] = mapped_column(enum_column(Severity, 16))
     from_state: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     to_state: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
@@ -57,9 +64,6 @@ class TimelineEvent(Base):
     actor: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     # Part of the audit trail (tokens, refusals, jobs accepted, verbosity): capped on its own.
     audit: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
-
-    # Write-only link: set from a Node (even one not yet flushed); never loaded implicitly.
-    node: Mapped[Node | None] = relationship(lazy="raise")
 
 
 class TimelineRetention(Base):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.timeline.vocabulary import Result, Severity
+
 
 class EventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -16,8 +18,8 @@ class EventRead(BaseModel):
     node: str | None = Field(description="the node's name, kept after the node is deleted")
     action: str
     reason: str
-    result: str
-    severity: str
+    result: Result
+    severity: Severity
     from_state: str | None
     to_state: str | None
     note: str | None
@@ -59,7 +61,7 @@ class EventRead(BaseModel):
         stamp = self.occurred_at.astimezone(dt.UTC).isoformat(timespec="milliseconds")
         parts = [stamp.replace("+00:00", "Z"), self.node or "-", self.action, self.result]
         parts.append(f"reason={self.reason}")
-        if self.severity != "info":
+        if self.severity != Severity.INFO:
             parts.append(f"severity={self.severity}")
         if self.from_state and self.to_state:
             parts.append(f"state={self.from_state}->{self.to_state}")

@@ -26,9 +26,9 @@ class Severity(StrEnum):
     ERROR = "error"
 
     @classmethod
-    def at_least(cls, minimum: Severity) -> list[str]:
+    def at_least(cls, minimum: Severity) -> list[Severity]:
         order = list(cls)
-        return [s.value for s in order[order.index(minimum) :]]
+        return order[order.index(minimum) :]
 
 
 # Machine-readable: a lowercase verb for the action, CamelCase for the reason (as Kubernetes'
@@ -50,5 +50,5 @@ FLOODABLE_AUDIT_ACTION = "verbosity"
 AUDIT_REASONS = frozenset({"JobAccepted", "CancelRequested"})
 
 
-def is_audit(action: str, reason: str, severity: str) -> bool:
+def is_audit(action: str, reason: str, severity: Severity) -> bool:
     return severity == Severity.AUDIT or action in AUDIT_ACTIONS or reason in AUDIT_REASONS
