@@ -7,12 +7,21 @@ Precedence, highest first: command-line flags, `CLUSTERM_*` environment variable
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -20,10 +29,69 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from app.jobs.variables import OperatorVars
-from app.verbosity.config import ComponentConfig, ComponentName, check_components
+from app.nodes.vocabulary import HostGroup
+from app.operator_vars import OperatorVars
 
-DEFAULT_PORT = 9007  # the original clusterm's port; users' scripts expect it
+# The original clusterm's port; users' scripts expect it (see docs/contracts.md#contiv-clusterm).
+DEFAULT_PORT = 9007
+
+
+# --- verbosity_components ------------------------------------------------------------------------
+# The models of nested settings live here, with the settings: the core imports no domain (only a
+# domain's vocabulary, the enums every layer shares, which import nothing themselves).
+
+# What klog accepts since Kubernetes 1.27 (see docs/contracts.md#flags-endpoint).
+MAX_LEVEL = 2147483647
+
+ComponentName = Literal[
+    "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy"
+]
+_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.~-]+)+$")
+
+
+class ComponentConfig(BaseModel):
+    """Overrides of one component's defaults (`verbosity_components` in the settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    scheme: Literal["http", "https"] | None = None
+    path: str | None = Field(default=None, description="default /debug/flags/v")
+    token_file: Path | None = Field(default=None, description="file holding a bearer token")
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="CA bundle that signs its cert")
+    insecure_skip_tls_verify: bool = Field(
+        default=False, description="explicit opt-in: do not check the component's certificate"
+    )
+    baseline_level: int | None = Field(default=None, ge=0, le=MAX_LEVEL)
+    host_groups: tuple[HostGroup, ...] | None = Field(
+        default=None, description='the groups "all" selects; control plane default: master'
+    )
+    via_apiserver: bool = Field(
+        default=False,
+        description="kubelet only: go through the apiserver's nodes/{node}/proxy path",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str | None) -> str | None:
+        if path is not None and (not _PATH_RE.fullmatch(path) or "/../" in f"{path}/"):
+            raise ValueError("must be an absolute URL path such as /debug/flags/v")
+        return path
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> ComponentConfig:
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ValueError("client_cert_file and client_key_file go together: give both")
+        return self
+
+
+def check_components(value: dict[str, ComponentConfig]) -> dict[str, ComponentConfig]:
+    for name, config in value.items():
+        if config.via_apiserver and name != "kubelet":
+            raise ValueError(f"{name}: via_apiserver is only for the kubelet")
+    return value
 
 
 def default_data_dir() -> Path:
@@ -115,7 +183,7 @@ class Settings(BaseSettings):
     verbosity_apiserver_node: str | None = Field(
         default=None,
         description="node whose apiserver relays kubelet calls (via_apiserver); it must be a "
-        "master in the cluster; default: the first such master by name",
+        "master in the cluster; default: the first master (the oldest commissioned)",
     )
     verbosity_concurrency: int = Field(default=100, ge=1, le=2000)
     verbosity_timeout_s: float = Field(default=5.0, gt=0, le=120)

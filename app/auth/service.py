@@ -21,7 +21,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.models import Token
+from app.auth.vocabulary import Role
 from app.db import Database, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 
 log = logging.getLogger("clusterm.auth")
 
@@ -44,16 +45,6 @@ MAX_TTL = dt.timedelta(days=3650)
 _TTL_RE = re.compile(r"(?:\d{1,7}[smhd])+", re.ASCII)
 _TTL_PART = re.compile(r"(\d+)([smhd])")
 _TTL_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ class Principal:
             raise Forbidden(
                 f"this needs the {needed} role; token {self.name!r} has {self.role}. "
                 f"Ask an admin for a token with `clusterm token create --role {needed}`",
-                required_role=str(needed),
+                required_role=needed,
             )
 
 
@@ -125,7 +116,7 @@ def create_token(
             token=name,
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(Token(name=name, role=role.value, token_hash=_digest(token), expires_at=expires_at))
+    session.add(Token(name=name, role=role, token_hash=_digest(token), expires_at=expires_at))
     try:
         session.flush()
     except IntegrityError:
@@ -215,7 +206,7 @@ def authenticate(
         # Coarse on purpose: a write per request would queue every reader behind SQLite's lock.
         with db.write() as session:
             session.execute(sa.update(Token).where(Token.id == row.id).values(last_used_at=now))
-    principal = Principal(name=row.name, role=Role(row.role), expires_at=row.expires_at)
+    principal = Principal(name=row.name, role=row.role, expires_at=row.expires_at)
     if cache is not None:
         cache.put(digest, principal)
     return principal
@@ -234,11 +225,11 @@ def ensure_bootstrap_token(*, db: Database, token_file: Path) -> bool:
             session=session,
             action="token",
             reason="TokenCreated",
-            result="succeeded",
-            severity="audit",
+            result=Result.SUCCEEDED,
+            severity=Severity.AUDIT,
             actor="clusterm",
             note=f"first start: admin token {BOOTSTRAP_NAME!r} written to {token_file}",
-            details={"token": BOOTSTRAP_NAME, "role": Role.ADMIN.value, "expires_at": None},
+            details={"token": BOOTSTRAP_NAME, "role": Role.ADMIN, "expires_at": None},
         )
         token_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = token_file.with_suffix(".tmp")

@@ -6,17 +6,17 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.nodes.lifecycle import State
-from app.nodes.models import Node
+from app.nodes import service as nodes
+from app.nodes.vocabulary import State
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 
 ACTOR = "drift-watch"
 # The nodes clusterm put in the cluster and expects to find there.
-EXPECTED_STATES = (State.COMMISSIONED.value, State.MAINTENANCE.value)
+EXPECTED_STATES = (State.COMMISSIONED, State.MAINTENANCE)
 
 
 @dataclass
@@ -26,16 +26,6 @@ class Drift:
     missing: list[str] = field(default_factory=list)  # expected, absent (newly or still)
     newly_missing: list[str] = field(default_factory=list)
     returned: list[str] = field(default_factory=list)
-
-
-def commissioned_master(*, session: Session) -> Node | None:
-    """The master to ask: a commissioned one, oldest first (the one that ran `kubeadm init`)."""
-    return session.scalar(
-        sa.select(Node)
-        .where(Node.host_group == "master", Node.state == State.COMMISSIONED.value)
-        .order_by(Node.created_at, Node.id)
-        .limit(1)
-    )
 
 
 def apply_node_list(
@@ -48,11 +38,10 @@ def apply_node_list(
     """
     now = now or utcnow()
     drift = Drift()
-    for node in session.scalars(sa.select(Node).order_by(Node.name)):
+    for node in nodes.list_nodes(session=session):
         seen = node.name in present
         expected = node.state in EXPECTED_STATES
         if seen:
-            node.last_seen_at = now
             if node.in_cluster is False and expected:
                 gone_for = (
                     (now - node.missing_since).total_seconds() if node.missing_since else None
@@ -61,7 +50,7 @@ def apply_node_list(
                     session=session,
                     action="drift",
                     reason="NodeReturned",
-                    result="succeeded",
+                    result=Result.SUCCEEDED,
                     node=node,
                     actor=ACTOR,
                     note=f"node {node.name} is back in the cluster"
@@ -69,18 +58,19 @@ def apply_node_list(
                     details={"uid": present[node.name]},
                 )
                 drift.returned.append(node.name)
-            node.in_cluster, node.missing_since = True, None
+            nodes.mark_seen(node=node, now=now)
             continue
+        newly_missing = expected and node.in_cluster is not False
         if expected:
             drift.missing.append(node.name)
-            if node.in_cluster is not False:
+            if newly_missing:
                 last = node.last_seen_at.isoformat() if node.last_seen_at else "never"
                 timeline.record_event(
                     session=session,
                     action="drift",
                     reason="NodeMissing",
-                    result="failed",
-                    severity="warning",
+                    result=Result.FAILED,
+                    severity=Severity.WARNING,
                     node=node,
                     actor=ACTOR,
                     note=f"node {node.name} is {node.state} in clusterm but not in the cluster's "
@@ -88,6 +78,5 @@ def apply_node_list(
                     details={"last_seen_at": last},
                 )
                 drift.newly_missing.append(node.name)
-                node.missing_since = now
-        node.in_cluster = False
+        nodes.mark_missing(node=node, since=now if newly_missing else None)
     return drift

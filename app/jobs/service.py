@@ -16,16 +16,17 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.service import Role
+from app import operator_vars
+from app.auth.vocabulary import Role
 from app.db import utcnow
 from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
-from app.jobs import variables
-from app.jobs.models import ACTIVE_STATUSES, Job, JobGlobals, Kind, Status
-from app.jobs.variables import VarSpec
+from app.jobs.models import Job, JobGlobals
+from app.jobs.vocabulary import ACTIVE_STATUSES, Kind, Status
 from app.nodes import service as nodes
-from app.nodes.lifecycle import Event, State
-from app.nodes.models import Node
+from app.nodes.service import NodeView
+from app.nodes.vocabulary import Event, HostGroup, State
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 
 # kind -> (start, succeed, fail) events; discover has no nodes to move.
 EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
@@ -37,14 +38,12 @@ EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
     ),
     Kind.UPDATE: (Event.UPDATE_START, Event.UPDATE_SUCCEED, Event.UPDATE_FAIL),
 }
-# Masters that are part of the cluster: a worker can join through them.
-CLUSTER_STATES = (State.COMMISSIONED.value, State.MAINTENANCE.value, State.UPDATING.value)
 _RESULT = {
-    Status.SUCCESSFUL: "succeeded",
-    Status.FAILED: "failed",
-    Status.TIMEOUT: "failed",
-    Status.CANCELED: "canceled",
-    Status.INTERRUPTED: "interrupted",
+    Status.SUCCESSFUL: Result.SUCCEEDED,
+    Status.FAILED: Result.FAILED,
+    Status.TIMEOUT: Result.FAILED,
+    Status.CANCELED: Result.CANCELED,
+    Status.INTERRUPTED: Result.INTERRUPTED,
 }
 
 
@@ -52,8 +51,8 @@ _RESULT = {
 class Targets:
     """What the worker needs to build the inventory, read in the job's start transaction."""
 
-    nodes: list[Node]
-    cluster_masters: list[Node]
+    nodes: list[NodeView]
+    cluster_masters: list[NodeView]  # first: the master others join (nodes.cluster_masters)
 
 
 # The column's size: PostgreSQL refuses a longer text (a 500), SQLite would store it anyway.
@@ -61,14 +60,14 @@ DESC_MAX: int = getattr(Job.__table__.c.desc.type, "length", None) or 1024
 DESC_SHOWN = 10
 
 
-def describe(kind: Kind, names: Sequence[str], host_group: str | None) -> str:
+def describe(kind: Kind, names: Sequence[str], host_group: HostGroup | None) -> str:
     """One line for the job list: the first names, and how many more; it always fits `job.desc`."""
     what = "addresses" if kind == Kind.DISCOVER else "nodes"
     group = f" as {host_group}" if host_group else ""
     shown = list(names[:DESC_SHOWN])
     while True:
         more = len(names) - len(shown)
-        text = f"{kind.value} {what} {', '.join(shown)}{f' and {more} more' if more else ''}{group}"
+        text = f"{kind} {what} {', '.join(shown)}{f' and {more} more' if more else ''}{group}"
         # Ten 253-character DNS names do not fit: show fewer of them.
         if len(text) <= DESC_MAX or not shown:
             return text[:DESC_MAX]
@@ -76,13 +75,13 @@ def describe(kind: Kind, names: Sequence[str], host_group: str | None) -> str:
 
 
 def check_extra_vars(
-    *, role: Role, extra_vars: dict[str, Any], declared: dict[str, VarSpec]
+    *, role: Role, extra_vars: dict[str, Any], declared: dict[str, operator_vars.VarSpec]
 ) -> None:
     """An admin may send any extra var; anyone else only the declared ones, each of its type
-    (app.jobs.variables). Called before a job is accepted: a refusal leaves nothing behind."""
+    (app.operator_vars). Called before a job is accepted: a refusal leaves nothing behind."""
     if role == Role.ADMIN:
         return
-    variables.check_operator_vars(extra_vars, declared=declared)
+    operator_vars.check_operator_vars(extra_vars, declared=declared)
 
 
 def active_job(*, session: Session) -> Job | None:
@@ -94,7 +93,7 @@ def accept_job(
     session: Session,
     kind: Kind,
     names: Sequence[str],
-    host_group: str | None,
+    host_group: HostGroup | None,
     actor: str,
     extra_var_names: Sequence[str] = (),
 ) -> Job:
@@ -111,16 +110,16 @@ def accept_job(
             what = "address" if kind == Kind.DISCOVER else "node"
             raise Invalid(f"{what} {name!r} is given twice (at [{index}]); give each once")
         seen.add(name)
-    moved: list[tuple[Node, str, str]] = []
+    moved: list[tuple[NodeView, State, State]] = []
     if kind != Kind.DISCOVER:
         moved = _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
     job = Job(
-        kind=kind.value,
+        kind=kind,
         desc=describe(kind, names, host_group),
         nodes=list(names),
         host_group=host_group,
         actor=actor,
-        status=Status.QUEUED.value,
+        status=Status.QUEUED,
         hosts={},
         active_slot=1,
         created_at=utcnow(),
@@ -133,9 +132,9 @@ def accept_job(
         raise Conflict("another job was accepted meanwhile; one job runs at a time") from None
     timeline.record_event(
         session=session,
-        action=kind.value,
+        action=kind,
         reason="JobAccepted",
-        result="started",
+        result=Result.STARTED,
         actor=actor,
         job_id=job.id,
         note=job.desc,
@@ -144,9 +143,9 @@ def accept_job(
     for node, from_state, to_state in moved:
         timeline.record_event(
             session=session,
-            action=kind.value,
+            action=kind,
             reason="StateChanged",
-            result="started",
+            result=Result.STARTED,
             node=node,
             actor=actor,
             from_state=from_state,
@@ -157,10 +156,10 @@ def accept_job(
 
 
 def _start_nodes(
-    *, session: Session, kind: Kind, names: Sequence[str], host_group: str | None
-) -> list[tuple[Node, str, str]]:
+    *, session: Session, kind: Kind, names: Sequence[str], host_group: HostGroup | None
+) -> list[tuple[NodeView, State, State]]:
     """Apply the kind's start event to every node; return (node, from, to) for the timeline."""
-    rows = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(names)))}
+    rows = nodes.find_nodes(session=session, names=names)
     for name in names:
         if name not in rows:
             raise NodeNotFound(name)
@@ -171,7 +170,7 @@ def _start_nodes(
                 continue
             if kind != Kind.COMMISSION:
                 raise Conflict(
-                    f"node {node.name!r} is a {node.host_group}: a {kind.value} cannot move it to "
+                    f"node {node.name!r} is a {node.host_group}: a {kind} cannot move it to "
                     f"{host_group}; decommission it, then commission it with host_group "
                     f"{host_group}",
                     node=node.name,
@@ -181,13 +180,13 @@ def _start_nodes(
     for node in targets:
         moved.append((node, *nodes.apply_event(session=session, node=node, event=start)))
         if kind == Kind.COMMISSION and host_group is not None:
-            node.host_group = host_group
-    if kind == Kind.COMMISSION and any(n.host_group == "worker" for n in targets):
-        has_master = any(n.host_group == "master" for n in targets) or _cluster_masters(
-            session=session, exclude=names
-        )
+            nodes.set_host_group(node=node, host_group=host_group)
+    if kind == Kind.COMMISSION and any(n.host_group == HostGroup.WORKER for n in targets):
+        has_master = any(
+            n.host_group == HostGroup.MASTER for n in targets
+        ) or nodes.cluster_masters(session=session, exclude=names)
         if not has_master:
-            worker = next(n.name for n in targets if n.host_group == "worker")
+            worker = next(n.name for n in targets if n.host_group == HostGroup.WORKER)
             raise Conflict(
                 f"node {worker!r} is a worker, and no master is commissioned or in this job: "
                 "commission a master first, or in the same request",
@@ -196,27 +195,18 @@ def _start_nodes(
     return moved
 
 
-def _cluster_masters(*, session: Session, exclude: Sequence[str] = ()) -> list[Node]:
-    query = (
-        sa.select(Node)
-        .where(Node.host_group == "master", Node.state.in_(CLUSTER_STATES))
-        .order_by(Node.name)
-    )
-    return [n for n in session.scalars(query) if n.name not in exclude]
-
-
 def start_job(*, session: Session, job_id: int) -> tuple[Job, Targets]:
     job = get_job(session=session, job_id=job_id)
-    job.status = Status.RUNNING.value
+    job.status = Status.RUNNING
     job.started_at = utcnow()
-    targets: list[Node] = []
-    masters: list[Node] = []
+    targets: list[NodeView] = []
+    masters: list[NodeView] = []
     if job.kind != Kind.DISCOVER:
-        rows = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(job.nodes)))}
+        rows = nodes.find_nodes(session=session, names=job.nodes)
         targets = [rows[name] for name in job.nodes if name in rows]
-        masters = _cluster_masters(session=session, exclude=job.nodes)
+        masters = nodes.cluster_masters(session=session, exclude=job.nodes)
     timeline.record_event(
-        session=session, action=job.kind, reason="JobStarted", result="started", job_id=job.id
+        session=session, action=job.kind, reason="JobStarted", result=Result.STARTED, job_id=job.id
     )
     return job, Targets(nodes=targets, cluster_masters=masters)
 
@@ -243,7 +233,7 @@ def finish_job(
 ) -> Job:
     """Record the end of a job and move each of its nodes by its own host's result."""
     job = get_job(session=session, job_id=job_id)
-    job.status = status.value
+    job.status = status
     job.rc = rc
     job.hosts = hosts
     job.error = error
@@ -259,10 +249,10 @@ def finish_job(
             ok = host_succeeded(hosts, host, status=status)
             timeline.record_event(
                 session=session,
-                action="discover",
+                action=Kind.DISCOVER,
                 reason="HostReachable" if ok else "HostUnreachable",
-                result="succeeded" if ok else "failed",
-                severity="info" if ok else "warning",
+                result=Result.SUCCEEDED if ok else Result.FAILED,
+                severity=Severity.INFO if ok else Severity.WARNING,
                 job_id=job.id,
                 note=host,
                 details=counts,
@@ -270,21 +260,21 @@ def finish_job(
     timeline.record_event(
         session=session,
         action=job.kind,
-        reason=f"Job{status.value.capitalize()}",
+        reason=f"Job{status.capitalize()}",
         result=_RESULT[status],
-        severity="info" if status == Status.SUCCESSFUL else "warning",
+        severity=Severity.INFO if status == Status.SUCCESSFUL else Severity.WARNING,
         job_id=job.id,
         duration_ms=duration_ms,
         note=error,
-        details={"rc": rc, "status": status.value},
+        details={"rc": rc, "status": status},
     )
     return job
 
 
 def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
-    _, succeed, fail = EVENTS[Kind(job.kind)]
-    rows = session.scalars(sa.select(Node).where(Node.name.in_(job.nodes)))
-    for node in rows:
+    _, succeed, fail = EVENTS[job.kind]
+    rows = nodes.find_nodes(session=session, names=job.nodes)
+    for _, node in sorted(rows.items()):
         ok = host_succeeded(job.hosts, node.name, status=status)
         try:
             from_state, to_state = nodes.apply_event(
@@ -298,8 +288,8 @@ def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
             session=session,
             action=job.kind,
             reason="HostSucceeded" if ok else "HostFailed",
-            result="succeeded" if ok else _RESULT[status],
-            severity="info" if ok else "warning",
+            result=Result.SUCCEEDED if ok else _RESULT[status],
+            severity=Severity.INFO if ok else Severity.WARNING,
             node=node,
             from_state=from_state,
             to_state=to_state,
@@ -311,11 +301,7 @@ def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
 def interrupt_unfinished(*, session: Session) -> list[Job]:
     """Mark every job left queued or running by a daemon that died as interrupted."""
     unfinished = list(
-        session.scalars(
-            sa.select(Job)
-            .where(Job.status.in_([s.value for s in ACTIVE_STATUSES]))
-            .order_by(Job.id)
-        )
+        session.scalars(sa.select(Job).where(Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))
     )
     for job in unfinished:
         finish_job(
@@ -372,8 +358,8 @@ def set_globals(*, session: Session, extra_vars: dict[str, Any], actor: str) -> 
         session=session,
         action="globals.set",
         reason="GlobalsChanged",
-        result="succeeded",
-        severity="audit",
+        result=Result.SUCCEEDED,
+        severity=Severity.AUDIT,
         actor=actor,
         details={
             "added": sorted(set(extra_vars) - before),

@@ -1,22 +1,30 @@
-"""The node inventory: register, change, delete, and move nodes through their lifecycle."""
+"""The node inventory: register, change, delete, and move nodes through their lifecycle.
+
+The one door to the node table: other domains read nodes and write what they may (the drift
+marks, a commission's host group, lifecycle events) through the functions here, and take "the
+master to use" from `cluster_masters` / `first_master`, the one rule for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth.service import Role
+from app.ansible import inventory
+from app.auth.vocabulary import Role
 from app.db import utcnow
 from app.errors import Conflict, IllegalTransition, Invalid, NodeExists, NodeNotFound
 from app.nodes import lifecycle
-from app.nodes.lifecycle import Event, State
 from app.nodes.models import Node
 from app.nodes.schemas import NodeCreate, NodeRead, NodeUpdate, check_node_name, check_vars_value
+from app.nodes.vocabulary import Event, HostGroup, State
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result
 
 # Node vars may hold secrets (become passwords, keys): the timeline names them, never their values.
 _SHOWN_FIELDS = ("address", "ssh_port", "ssh_user", "host_group", "labels")
@@ -25,7 +33,7 @@ REDACTED = "<redacted>"
 SEES_VAR_VALUES = Role.ADMIN
 
 
-def read_node(*, node: Node, role: Role) -> NodeRead:
+def read_node(*, node: NodeView, role: Role) -> NodeRead:
     """The node as `role` may see it: var keys for everyone, their values for admins only."""
     view = NodeRead.model_validate(node)
     if role.rank >= SEES_VAR_VALUES.rank:
@@ -54,13 +62,20 @@ def _describe(node: Node) -> dict[str, Any]:
 
 
 def list_nodes(
-    *, session: Session, state: str | None = None, host_group: str | None = None
-) -> list[Node]:
+    *,
+    session: Session,
+    state: State | None = None,
+    host_group: HostGroup | None = None,
+    host_groups: Collection[HostGroup] | None = None,
+) -> list[NodeView]:
+    """The nodes by name, narrowed to a state, a host group, or any of several host groups."""
     query = sa.select(Node).order_by(Node.name)
     if state is not None:
         query = query.where(Node.state == state)
     if host_group is not None:
         query = query.where(Node.host_group == host_group)
+    if host_groups is not None:
+        query = query.where(Node.host_group.in_(host_groups))
     return list(session.scalars(query))
 
 
@@ -75,6 +90,110 @@ def get_node(*, session: Session, name: str) -> Node:
     if node is None:
         raise NodeNotFound(name)
     return node
+
+
+# --- what other domains read and write -----------------------------------------------------------
+
+
+class NodeView(Protocol):
+    """A node as the other domains hold it: the row this module returned, read-only to mypy.
+
+    The row itself, not a copy: verbosity resolves up to a thousand nodes per change, and copying
+    each into a record would cost more than reading it. Read-only, because every write goes
+    through a function here (the state machine, `updated_at`, `commissioned_at` and the drift
+    marks stay this module's business); mypy refuses an assignment to any of these.
+    """
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def ssh_port(self) -> int: ...
+    @property
+    def ssh_user(self) -> str: ...
+    @property
+    def host_group(self) -> HostGroup: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def vars(self) -> dict[str, Any]: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def commissioned_at(self) -> dt.datetime | None: ...
+    @property
+    def in_cluster(self) -> bool | None: ...
+    @property
+    def last_seen_at(self) -> dt.datetime | None: ...
+    @property
+    def missing_since(self) -> dt.datetime | None: ...
+
+
+# The states of a node that is part of the cluster: its control plane, if a master, serves.
+IN_CLUSTER = frozenset({State.COMMISSIONED, State.UPDATING, State.MAINTENANCE})
+
+
+def _row(node: NodeView) -> Node:
+    if not isinstance(node, Node):
+        raise TypeError(f"expected a node row from app.nodes.service, got {type(node).__name__}")
+    return node
+
+
+def find_nodes(*, session: Session, names: Iterable[str]) -> dict[str, NodeView]:
+    """The nodes of these names that exist, by name (a missing name is simply absent)."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    return {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(wanted)))}
+
+
+def cluster_masters(*, session: Session, exclude: Collection[str] = ()) -> list[NodeView]:
+    """The masters in the cluster (commissioned, updating, maintenance), oldest commission first.
+
+    The one rule for "the master to use": the first of them is the master others join and where
+    kubectl runs (the playbooks' `clusterm_first_master`, the drift watch's Node list, the
+    apiserver that relays kubelet calls). Oldest commission, because that master has held the
+    control plane longest; a node commissioned before clusterm recorded the time comes last, by
+    id. `exclude`: the nodes of a job, which the inventory lists on their own.
+    """
+    query = (
+        sa.select(Node)
+        .where(Node.host_group == HostGroup.MASTER, Node.state.in_(IN_CLUSTER))
+        .order_by(Node.commissioned_at.is_(None), Node.commissioned_at, Node.id)
+    )
+    return [n for n in session.scalars(query) if n.name not in exclude]
+
+
+def first_master(*, session: Session) -> NodeView | None:
+    """The master others join and where kubectl runs; None when no master is in the cluster."""
+    masters = cluster_masters(session=session)
+    return masters[0] if masters else None
+
+
+def mark_seen(*, node: NodeView, now: dt.datetime) -> None:
+    """The node is in the cluster's Node list (as a master reported it at `now`)."""
+    row = _row(node)
+    row.in_cluster, row.last_seen_at, row.missing_since = True, now, None
+
+
+def mark_missing(*, node: NodeView, since: dt.datetime | None = None) -> None:
+    """The node is not in the cluster's Node list; `since`: it has just gone (None: keep when)."""
+    row = _row(node)
+    row.in_cluster = False
+    if since is not None:
+        row.missing_since = since
+
+
+def set_host_group(*, node: NodeView, host_group: HostGroup) -> None:
+    """Give the node the host group its commission asked for (a job, once it holds the node).
+
+    Only a commission may do this: PATCH refuses it for a node in the cluster or in a job.
+    """
+    row = _row(node)
+    row.host_group = host_group
 
 
 def register_nodes(*, session: Session, nodes: Sequence[NodeCreate], actor: str) -> list[Node]:
@@ -95,7 +214,7 @@ def register_nodes(*, session: Session, nodes: Sequence[NodeCreate], actor: str)
         raise NodeExists(existing)
     now = utcnow()
     rows = [
-        Node(**node.model_dump(), state=State.REGISTERED.value, created_at=now, updated_at=now)
+        Node(**node.model_dump(), state=State.REGISTERED, created_at=now, updated_at=now)
         for node in nodes
     ]
     session.add_all(rows)
@@ -111,7 +230,7 @@ def register_nodes(*, session: Session, nodes: Sequence[NodeCreate], actor: str)
             session=session,
             action="register",
             reason="NodeRegistered",
-            result="succeeded",
+            result=Result.SUCCEEDED,
             node=row,
             actor=actor,
             to_state=row.state,
@@ -151,7 +270,7 @@ def update_node(*, session: Session, name: str, change: NodeUpdate, actor: str) 
             session=session,
             action="change",
             reason="NodeChanged",
-            result="succeeded",
+            result=Result.SUCCEEDED,
             node=node,
             actor=actor,
             note="changed " + ", ".join(sorted(changed)),
@@ -174,7 +293,7 @@ def delete_node(*, session: Session, name: str, actor: str) -> Node:
         session=session,
         action="delete",
         reason="NodeDeleted",
-        result="succeeded",
+        result=Result.SUCCEEDED,
         node=node,
         actor=actor,
         from_state=node.state,
@@ -183,7 +302,7 @@ def delete_node(*, session: Session, name: str, actor: str) -> Node:
     return node
 
 
-def apply_event(*, session: Session, node: Node, event: Event) -> tuple[str, str]:
+def apply_event(*, session: Session, node: NodeView, event: Event) -> tuple[State, State]:
     """Move `node` along the state machine; return (from_state, to_state).
 
     The only way a node's state changes: jobs and the maintenance route both come through here.
@@ -194,12 +313,19 @@ def apply_event(*, session: Session, node: Node, event: Event) -> tuple[str, str
         to_state = lifecycle.next_state(node.state, event)
     except lifecycle.TransitionRefused as exc:
         raise IllegalTransition(
-            node=node.name, state=node.state, event=event.value, allowed=exc.allowed
+            node=node.name, state=node.state, event=event, allowed=exc.allowed
         ) from None
-    from_state = node.state
-    node.state = to_state.value
-    node.updated_at = utcnow()
-    return from_state, to_state.value
+    row = _row(node)
+    from_state = row.state
+    row.state = to_state
+    row.updated_at = utcnow()
+    # When it entered the cluster: set as it enters, kept through updates and maintenance,
+    # cleared as it leaves (a failed update too: it is then no master to join).
+    if to_state not in IN_CLUSTER:
+        row.commissioned_at = None
+    elif from_state not in IN_CLUSTER:
+        row.commissioned_at = row.updated_at
+    return from_state, to_state
 
 
 def set_maintenance(*, session: Session, name: str, enabled: bool, actor: str) -> Node:
@@ -210,10 +336,22 @@ def set_maintenance(*, session: Session, name: str, enabled: bool, actor: str) -
         session=session,
         action="maintenance",
         reason="MaintenanceOn" if enabled else "MaintenanceOff",
-        result="succeeded",
+        result=Result.SUCCEEDED,
         node=node,
         actor=actor,
         from_state=from_state,
         to_state=to_state,
     )
     return node
+
+
+def ansible_host(node: NodeView) -> inventory.Host:
+    """The node as the Ansible layer takes it (app.ansible knows no domain's models)."""
+    return inventory.Host(
+        name=node.name,
+        address=node.address,
+        ssh_port=node.ssh_port,
+        ssh_user=node.ssh_user,
+        host_group=str(node.host_group),
+        vars=dict(node.vars),
+    )

@@ -1,16 +1,18 @@
 """Parsing what users send: a verbosity value (Kubernetes' rules, Kubernetes' words) and a ttl.
 
-A bad value is answered exactly as a Kubernetes component answers it (docs/verbosity.md): 400,
-`text/plain`, the Go parse error as the body. Scripts that handle a component's refusal handle
-clusterm's the same way, and a bad value is refused here, before anything is forwarded.
+A bad value is answered exactly as a Kubernetes component answers it: 400, `text/plain`, the Go
+parse error as the body (see docs/contracts.md#flags-endpoint). Scripts that handle a component's
+refusal handle clusterm's the same way, and a bad value is refused here, before anything is
+forwarded. Where clusterm's answers differ on purpose (a trailing newline, leading zeros, a long or
+non-ASCII value): docs/contracts.md#flags-endpoint-where-clusterm-differs.
 """
 
 from __future__ import annotations
 
 import re
 
+from app.config import MAX_LEVEL
 from app.errors import Invalid
-from app.verbosity.config import MAX_LEVEL
 
 SUCCESS = "successfully set klog.logging.verbosity to {}\n"
 UNSUPPORTED_METHOD = "unsupported http method\n"

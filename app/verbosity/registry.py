@@ -15,7 +15,8 @@ baseline per node. Where a request may go is decided here, and only here:
   never provisioned, nor `decommissioned`). A failed or provisioning node stays reachable: it is
   the node support is debugging.
 - The apiserver that relays kubelet calls (`via_apiserver`) is on a master in the cluster
-  (`IN_CLUSTER`): the configured `verbosity_apiserver_node`, else the first such master by name.
+  (`IN_CLUSTER`): the configured `verbosity_apiserver_node`, else the first master, the oldest
+  commissioned (`nodes.first_master`, the rule jobs and the drift watch follow too).
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import ComponentConfig, Settings
 from app.errors import NotFound
-from app.nodes.lifecycle import State
-from app.nodes.models import Node
+from app.nodes import service as nodes
 from app.nodes.schemas import check_address
-from app.verbosity.config import NODE_VAR, ComponentConfig, NodeOverride
+from app.nodes.service import NodeView
+from app.nodes.vocabulary import HostGroup, State
+from app.verbosity.config import NODE_VAR, NodeOverride
 
 DEFAULT_PATH = "/debug/flags/v"
-CONTROL_PLANE = ("master",)
-EVERY_NODE = ("master", "worker")
+CONTROL_PLANE = (HostGroup.MASTER,)
+EVERY_NODE = tuple(HostGroup)
 
 REACHABLE_STATES = frozenset(
     {
@@ -48,10 +50,10 @@ REACHABLE_STATES = frozenset(
         State.FAILED,
     }
 )
-IN_CLUSTER = frozenset({State.COMMISSIONED, State.UPDATING, State.MAINTENANCE})
+IN_CLUSTER = nodes.IN_CLUSTER
 _STATE_WHY = {
-    State.REGISTERED.value: "registered and never provisioned",
-    State.DECOMMISSIONED.value: "decommissioned",
+    State.REGISTERED: "registered and never provisioned",
+    State.DECOMMISSIONED: "decommissioned",
 }
 
 
@@ -62,7 +64,7 @@ class Component:
     scheme: str
     path: str = DEFAULT_PATH
     baseline_level: int = 2  # V2, the recommended default
-    host_groups: tuple[str, ...] = EVERY_NODE
+    host_groups: tuple[HostGroup, ...] = EVERY_NODE
     token_file: Path | None = None
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
@@ -128,7 +130,7 @@ def _merge(base: Component, config: ComponentConfig) -> Component:
     return Component(**{**base.__dict__, **changes})
 
 
-def _node_override(node: Node, component: str) -> tuple[NodeOverride, str | None]:
+def _node_override(node: NodeView, component: str) -> tuple[NodeOverride, str | None]:
     variables: Any = node.vars
     raw: Any = variables.get(NODE_VAR) if isinstance(variables, dict) else None
     if raw is None:
@@ -158,7 +160,7 @@ def _groups(groups: tuple[str, ...]) -> str:
     return " and ".join(groups) + " nodes"
 
 
-def _url(node: Node, *, scheme: str, port: int, path: str) -> httpx.URL:
+def _url(node: NodeView, *, scheme: str, port: int, path: str) -> httpx.URL:
     """The URL from its parts; ValueError names what is wrong with the node's address."""
     try:
         host = check_address(node.address)
@@ -192,7 +194,7 @@ class Registry:
         except KeyError:
             raise ComponentNotFound(name) from None
 
-    def unreachable(self, component: Component, node: Node) -> str | None:
+    def unreachable(self, component: Component, node: NodeView) -> str | None:
         """Why `component` is not reached on `node` (its credentials never go there), or None."""
         if node.host_group not in component.host_groups:
             return (
@@ -218,7 +220,7 @@ class Registry:
             component, node, None, base.baseline_level, component, None, problem, True, status
         )
 
-    def target(self, component: Component, node: Node, *, apiserver: Node | None) -> Target:
+    def target(self, component: Component, node: NodeView, *, apiserver: NodeView | None) -> Target:
         reason = self.unreachable(component, node)
         if reason is not None:
             return self.gone(component.name, node.name, reason)
@@ -273,7 +275,7 @@ class Registry:
             return broken(problem or str(exc))
         return Target(component.name, node.name, url, baseline, component.name, None, problem)
 
-    def _relay(self, api: Component, apiserver: Node | None) -> Node | str:
+    def _relay(self, api: Component, apiserver: NodeView | None) -> NodeView | str:
         """The apiserver node that relays kubelet calls, or why there is none to use."""
         if apiserver is None:
             where = (

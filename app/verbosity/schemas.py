@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
+from app.config import MAX_LEVEL
 from app.nodes.schemas import NodeName
-from app.verbosity.config import MAX_LEVEL, HostGroup
+from app.nodes.vocabulary import HostGroup
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -22,7 +23,8 @@ def _unique(names: list[str]) -> list[str]:
 
 class GroupSelection(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    group: HostGroup
+    # Not strict: JSON gives a string, and strict would want a HostGroup instance.
+    group: Annotated[HostGroup, Strict(False)]
 
 
 NodeList = Annotated[list[NodeName], Field(min_length=1), AfterValidator(_unique)]

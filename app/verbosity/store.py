@@ -41,11 +41,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.nodes.models import Node
+from app.nodes import service as nodes
+from app.nodes.service import NodeView
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 from app.verbosity.forward import Outcome
 from app.verbosity.models import VerbosityLevel
-from app.verbosity.registry import IN_CLUSTER, Component, Registry, Target
+from app.verbosity.registry import Component, Registry, Target
 from app.verbosity.schemas import GroupSelection, LevelRead, Selection, SkippedNode
 
 log = logging.getLogger("clusterm.verbosity")
@@ -79,37 +81,28 @@ class Resolution:
     skipped: list[SkippedNode] = field(default_factory=list)
 
 
-def _apiserver_node(session: Session, registry: Registry) -> Node | None:
-    """The node whose apiserver relays kubelet calls; the registry checks it may be used."""
-    query = sa.select(Node)
+def _apiserver_node(session: Session, registry: Registry) -> NodeView | None:
+    """The node whose apiserver relays kubelet calls: the configured one, else the first master
+    (`nodes.first_master`); the registry checks it may be used."""
     if registry.apiserver_node:
-        query = query.where(Node.name == registry.apiserver_node)
-    else:
-        api = registry.components["kube-apiserver"]
-        query = (
-            query.where(
-                Node.host_group.in_(api.host_groups),
-                Node.state.in_([s.value for s in IN_CLUSTER]),
-            )
-            .order_by(Node.name)
-            .limit(1)
-        )
-    return session.scalar(query)
+        found = nodes.find_nodes(session=session, names=[registry.apiserver_node])
+        return found.get(registry.apiserver_node)
+    return nodes.first_master(session=session)
 
 
-def _named_nodes(session: Session, names: Sequence[str]) -> list[Node]:
-    nodes = list(session.scalars(sa.select(Node).where(Node.name.in_(names)).order_by(Node.name)))
-    missing = sorted(set(names) - {n.name for n in nodes})
+def _named_nodes(session: Session, names: Sequence[str]) -> list[NodeView]:
+    found = nodes.find_nodes(session=session, names=names)
+    missing = sorted(set(names) - set(found))
     if missing:
         raise NotFound(
             f"no node named {', '.join(map(repr, missing[:10]))} in the inventory; nothing "
             "was sent. List the nodes with GET /info/nodes",
             nodes=missing,
         )
-    return nodes
+    return [found[name] for name in sorted(found)]
 
 
-def _refuse(spec: Component, refused: Sequence[tuple[Node, str]], *, chosen: str) -> Conflict:
+def _refuse(spec: Component, refused: Sequence[tuple[NodeView, str]], *, chosen: str) -> Conflict:
     reasons = "; ".join(reason for _, reason in refused[:10])
     more = f" (and {len(refused) - 10} more)" if len(refused) > 10 else ""
     return Conflict(
@@ -131,38 +124,39 @@ def resolve(
     or nothing is sent at all; "all" and a group leave out the nodes that cannot (`skipped`)."""
     spec = registry.get(component)
     if isinstance(selection, list):
-        nodes = _named_nodes(session, selection)
-        refused = [(n, r) for n in nodes if (r := registry.unreachable(spec, n)) is not None]
+        chosen = _named_nodes(session, selection)
+        refused = [(n, r) for n in chosen if (r := registry.unreachable(spec, n)) is not None]
         if refused:
             raise _refuse(spec, refused, chosen="named")
         skipped: list[SkippedNode] = []
     else:
         groups = (selection.group,) if isinstance(selection, GroupSelection) else spec.host_groups
-        query = sa.select(Node).where(Node.host_group.in_(groups)).order_by(Node.name)
-        candidates = list(session.scalars(query))
+        candidates = nodes.list_nodes(session=session, host_groups=groups)
         if not candidates:
             raise NotFound(
                 f"no node in group {' or '.join(groups)} to change {component} on",
                 groups=list(groups),
             )
-        nodes, skipped = [], []
+        chosen, skipped = [], []
         for node in candidates:
             reason = registry.unreachable(spec, node)
             if reason is None:
-                nodes.append(node)
+                chosen.append(node)
             else:
                 skipped.append(SkippedNode(node=node.name, reason=reason))
-        if not nodes:
+        if not chosen:
             raise _refuse(
                 spec,
                 [(n, s.reason) for n, s in zip(candidates, skipped, strict=True)],
                 chosen="selected",
             )
     apiserver = _apiserver_node(session, registry) if spec.via_apiserver else None
-    return Resolution([_target(registry, spec, n, apiserver) for n in nodes], skipped)
+    return Resolution([_target(registry, spec, n, apiserver) for n in chosen], skipped)
 
 
-def _target(registry: Registry, spec: Component, node: Node, apiserver: Node | None) -> Target:
+def _target(
+    registry: Registry, spec: Component, node: NodeView, apiserver: NodeView | None
+) -> Target:
     try:
         return registry.target(spec, node, apiserver=apiserver)
     except Exception:
@@ -177,9 +171,9 @@ def _rows(session: Session, keys: Sequence[Key]) -> dict[Key, VerbosityLevel]:
     by_component: dict[str, list[str]] = {}
     for component, node in keys:
         by_component.setdefault(component, []).append(node)
-    for component, nodes in by_component.items():
+    for component, names in by_component.items():
         query = sa.select(VerbosityLevel).where(
-            VerbosityLevel.component == component, VerbosityLevel.node_name.in_(nodes)
+            VerbosityLevel.component == component, VerbosityLevel.node_name.in_(names)
         )
         out.update({(r.component, r.node_name): r for r in session.scalars(query)})
     return out
@@ -232,11 +226,21 @@ def begin_change(
 
 
 def _event(
-    session: Session, step: Step, outcome: Outcome, *, reason: str, actor: str, **extra: object
+    session: Session,
+    step: Step,
+    outcome: Outcome,
+    *,
+    reason: str,
+    actor: str,
+    extra: dict[str, object],
+    result: Result | None = None,
+    severity: Severity | None = None,
 ) -> None:
-    severity = "audit" if outcome.ok else "warning"
-    severity = str(extra.pop("severity", severity))
-    result = str(extra.pop("result", "succeeded" if outcome.ok else "failed"))
+    """Record one change or revert; `result` and `severity` default to what the outcome says."""
+    if result is None:
+        result = Result.SUCCEEDED if outcome.ok else Result.FAILED
+    if severity is None:
+        severity = Severity.AUDIT if outcome.ok else Severity.WARNING
     details: dict[str, object] = {"component": step.target.component, "status": outcome.status}
     details.update(extra)
     timeline.record_event(
@@ -311,7 +315,7 @@ def record_change(
             extra.update(reverts_to=step.revert_to, reverts_at=now.isoformat(), uncertain=True)
         else:
             _restore(session, rows, step)
-        _event(session, step, outcome, reason="VerbositySet", actor=actor, **extra)
+        _event(session, step, outcome, reason="VerbositySet", actor=actor, extra=extra)
 
 
 def record_reset(
@@ -331,6 +335,8 @@ def record_reset(
     for step, outcome in zip(steps, outcomes, strict=True):
         row = rows.get(step.target.key)
         extra: dict[str, object] = {}
+        result: Result | None = None
+        severity: Severity | None = None
         if step.requested_by:
             extra["requested_by"] = step.requested_by
         if step.interrupted:
@@ -351,19 +357,29 @@ def record_reset(
             row.last_error = outcome.message
             if attempts >= max_attempts:
                 row.revert_at = None
-                extra.update(result="failed", severity="error", gave_up_after=attempts)
+                result, severity = Result.FAILED, Severity.ERROR
+                extra["gave_up_after"] = attempts
             else:
                 delay = min(retry_s * 2 ** (attempts - 1), 3600.0)
                 row.revert_at = now + dt.timedelta(seconds=delay)
-                extra.update(result="retrying", retry_at=row.revert_at.isoformat())
-        _event(session, step, outcome, reason=reason, actor=actor, **extra)
+                result = Result.RETRYING
+                extra["retry_at"] = row.revert_at.isoformat()
+        _event(
+            session,
+            step,
+            outcome,
+            reason=reason,
+            actor=actor,
+            extra=extra,
+            result=result,
+            severity=severity,
+        )
 
 
 def _targets_of_rows(
     session: Session, registry: Registry, rows: Sequence[VerbosityLevel]
 ) -> dict[Key, Target]:
-    names = {r.node_name for r in rows}
-    nodes = {n.name: n for n in session.scalars(sa.select(Node).where(Node.name.in_(names)))}
+    found = nodes.find_nodes(session=session, names={r.node_name for r in rows})
     needs_apiserver = any(
         registry.components[r.component].via_apiserver
         for r in rows
@@ -372,7 +388,7 @@ def _targets_of_rows(
     apiserver = _apiserver_node(session, registry) if needs_apiserver else None
     out = {}
     for row in rows:
-        node = nodes.get(row.node_name)
+        node = found.get(row.node_name)
         key = (row.component, row.node_name)
         if node is None or row.component not in registry.components:
             out[key] = registry.gone(row.component, row.node_name)

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.drift import service as drift
+from app.nodes import service as nodes
 from app.nodes.models import Node
 from tests.conftest import node_body
 
@@ -72,19 +73,32 @@ def test_missing_then_returned(admin: TestClient, db: Database) -> None:
     assert (w1["in_cluster"], w1["missing_since"]) == (True, None)
 
 
-def test_commissioned_master_is_the_oldest(admin: TestClient, db: Database) -> None:
+def test_the_master_asked_is_the_first_master(admin: TestClient, db: Database) -> None:
+    """The oldest commission among the masters in the cluster (nodes.first_master), whatever
+    their names and registration order; one in maintenance still serves the Node list."""
     setup_nodes(admin, db)
-    admin.post("/nodes", json=node_body("m2", host_group="master"))
+    admin.post("/nodes", json=node_body("m0", host_group="master"))
     with db.write() as session:
-        session.execute(sa.update(Node).where(Node.name == "m2").values(state="commissioned"))
+        session.execute(
+            sa.update(Node)
+            .where(Node.name == "m0")
+            .values(state="commissioned", commissioned_at=T0 - dt.timedelta(days=1))
+        )
+        session.execute(sa.update(Node).where(Node.name == "m1").values(commissioned_at=T0))
+    with db.write() as session:
+        master = nodes.first_master(session=session)
+        assert master is not None
+        assert master.name == "m0"
+        session.execute(sa.update(Node).where(Node.name == "m0").values(state="maintenance"))
+    with db.write() as session:
+        master = nodes.first_master(session=session)
+        assert master is not None
+        assert master.name == "m0"
+        session.execute(sa.update(Node).where(Node.name == "m0").values(state="failed"))
     with db.read() as session:
-        master = drift.commissioned_master(session=session)
+        master = nodes.first_master(session=session)
         assert master is not None
         assert master.name == "m1"
-        session.execute(sa.update(Node).where(Node.name == "m1").values(state="failed"))
-        master = drift.commissioned_master(session=session)
-        assert master is not None
-        assert master.name == "m2"
 
 
 def test_drift_routes_before_any_check(admin: TestClient, as_role) -> None:  # type: ignore[no-untyped-def]

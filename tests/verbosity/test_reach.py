@@ -5,15 +5,20 @@ nothing, so no credential left clusterm."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from app.db import Database
+from app.nodes.models import Node
+from app.runtime import runtime_of
+from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, register, set_state
 from tests.verbosity.emulator import Emulator
-from tests.verbosity.test_own import wait_for
 from tests.verbosity.test_reverts import events, known
 
 REACHABLE = ["provisioning", "commissioned", "updating", "maintenance", "decommissioning", "failed"]
@@ -164,6 +169,38 @@ def test_the_apiserver_relay_is_a_master_in_the_cluster(
 
 
 @pytest.mark.parametrize(
+    "settings_overrides", [{"verbosity_components": {"kubelet": {"via_apiserver": True}}}]
+)
+def test_the_relay_is_the_first_master_the_oldest_commissioned(
+    admin: TestClient, emulators: Callable[..., Emulator], settings_overrides: object
+) -> None:
+    """Not the first by name: the master that has been in the cluster longest (nodes'
+    `first_master`, as jobs and the drift watch choose it), in maintenance too."""
+    emulator = emulators()
+    apiservers = {name: emulator.add(name, token=TOKEN, relay=True) for name in ("m1", "m2")}
+    kubelet = emulator.add("w1")
+    emulator.start()
+    register(admin, "m1", {"kube-apiserver": apiservers["m1"].port}, group="master")
+    register(admin, "m2", {"kube-apiserver": apiservers["m2"].port}, group="master")
+    register(admin, "w1")
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    db: Database = runtime_of(admin.app).db
+    with db.write() as session:
+        for name, days in (("m1", 9), ("m2", 1)):
+            session.execute(
+                sa.update(Node)
+                .where(Node.name == name)
+                .values(commissioned_at=since + dt.timedelta(days=days))
+            )
+    set_state(admin, "maintenance", "m2")
+    r = admin.put("/proxy/kubelet/w1/debug/flags/v", content=b"4", params={"ttl": "0"})
+    assert r.status_code == 200, r.text
+    assert len(apiservers["m2"].requests) == 1
+    assert apiservers["m1"].requests == []
+    assert kubelet.level == 4
+
+
+@pytest.mark.parametrize(
     "settings_overrides",
     [
         {
@@ -196,8 +233,14 @@ def test_a_revert_still_goes_to_a_failed_node(
         "/proxy/kubelet/w1/debug/flags/v", content=b"5", params={"ttl": "1s"}
     ).is_success
     set_state(admin, "failed", "w1")
-    wait_for(lambda: emulator.by_name["w1"].level == 2)
-    wait_for(lambda: known(admin)["w1"]["reverts_at"] is None)
+    wait_until(
+        lambda: emulator.by_name["w1"].level == 2, timeout_s=10, what="w1's kubelet back at level 2"
+    )
+    wait_until(
+        lambda: known(admin)["w1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="w1's revert recorded as done",
+    )
     assert events(admin, reason="VerbosityReverted")[0]["result"] == "succeeded"
 
 
@@ -209,8 +252,12 @@ def test_a_revert_to_a_node_that_can_no_longer_run_it_is_forgotten(
     body = {"component": "kubelet", "nodes": ["w1", "w2"], "level": 5, "ttl": "1s"}
     assert admin.post("/verbosity", json=body).status_code == 200
     set_state(admin, state, "w1")
-    wait_for(lambda: emulator.by_name["w2"].level == 2)
-    wait_for(lambda: set(known(admin)) == {"w2"})
+    wait_until(
+        lambda: emulator.by_name["w2"].level == 2, timeout_s=10, what="w2's kubelet back at level 2"
+    )
+    wait_until(
+        lambda: set(known(admin)) == {"w2"}, timeout_s=10, what="only w2's level still known"
+    )
     assert emulator.by_name["w1"].puts == 1  # the change only; no revert went there
     forgotten = [e for e in events(admin, reason="VerbosityReverted") if e["node"] == "w1"]
     assert len(forgotten) == 1

@@ -10,6 +10,9 @@ with a value of the wrong type or out of its bounds is refused too: `"1; touch x
 number of seconds, whatever a playbook does with it.
 
 Every value, whoever sent it, is still written as data Ansible never templates (app.ansible.unsafe).
+
+A core module beside the settings, not part of the jobs domain: the settings check the
+declarations when they are loaded, and the core imports no domain (jobs then checks requests).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from app.auth.vocabulary import Role
 from app.errors import Forbidden, Invalid
 
-ADMIN_ROLE = "admin"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -195,7 +198,7 @@ def check_operator_vars(extra_vars: Mapping[str, Any], *, declared: Mapping[str,
             + "). Ask an admin to run the job, or to declare the var in the setting "
             "operator_extra_vars",
             variables=refused,
-            required_role=ADMIN_ROLE,
+            required_role=Role.ADMIN,
         )
     for name, value in extra_vars.items():
         spec = allowed[name]
