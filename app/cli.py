@@ -57,10 +57,12 @@ def _cli_actor() -> str:
 def _migrated_db(settings: Settings) -> Any:
     from app import db as store
     from app.files import prepare_data_dir
+    from app.timeline import service as timeline
 
     prepare_data_dir(settings.data_dir, settings.effective_database_url)
     store.upgrade(settings.effective_database_url)
-    return store.Database(settings.effective_database_url)
+    # The timeline's listeners: the commands record events (a token created or revoked).
+    return timeline.attach(store.Database(settings.effective_database_url))
 
 
 def _check_tls(settings: Settings) -> None:
@@ -158,6 +160,7 @@ def token_create(
     from app.db import utcnow
     from app.errors import ClustermError, Invalid
     from app.timeline import service as timeline
+    from app.timeline.vocabulary import Result, Severity
 
     expires_at = None
     if ttl is not None:
@@ -174,8 +177,8 @@ def token_create(
                 session=session,
                 action="token",
                 reason="TokenCreated",
-                result="succeeded",
-                severity="audit",
+                result=Result.SUCCEEDED,
+                severity=Severity.AUDIT,
                 actor=_cli_actor(),
                 note=f"token {name!r} created with role {role}, "
                 + (f"expires at {expiry}" if expiry else "never expires"),
@@ -212,6 +215,7 @@ def token_revoke(name: str, data_dir: DataDirOpt = None, config: ConfigOpt = Non
     from app.auth import service as auth
     from app.errors import ClustermError
     from app.timeline import service as timeline
+    from app.timeline.vocabulary import Result, Severity
 
     db = _migrated_db(_settings(config, data_dir=data_dir))
     try:
@@ -221,8 +225,8 @@ def token_revoke(name: str, data_dir: DataDirOpt = None, config: ConfigOpt = Non
                 session=session,
                 action="token",
                 reason="TokenRevoked",
-                result="succeeded",
-                severity="audit",
+                result=Result.SUCCEEDED,
+                severity=Severity.AUDIT,
                 actor=_cli_actor(),
                 note=f"token {name!r} (role {row.role}) revoked",
                 details={"token": name, "role": row.role},

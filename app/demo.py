@@ -18,15 +18,22 @@ from typing import Any
 from app.config import Settings
 from app.db import Database
 from app.errors import ClustermError
-from app.jobs.models import Kind
+from app.jobs.vocabulary import Kind
 from app.jobs.worker import JobManager
 from app.nodes import service as nodes
 from app.nodes.schemas import NodeCreate
+from app.nodes.vocabulary import HostGroup, State
 
 log = logging.getLogger("clusterm.demo")
 
-DEMO_NODES = (("demo-master", "master"), ("demo-worker-1", "worker"), ("demo-worker-2", "worker"))
+DEMO_NODES = (
+    ("demo-master", HostGroup.MASTER),
+    ("demo-worker-1", HostGroup.WORKER),
+    ("demo-worker-2", HostGroup.WORKER),
+)
 DEMO_ACTOR = "demo"
+# The states a commission may start from (see app/nodes/lifecycle.py).
+_COMMISSIONABLE = (State.REGISTERED, State.FAILED, State.DECOMMISSIONED)
 # Short waits: the playbooks' verified join watches a node for 90 s on a real cluster; the
 # simulated one needs seconds.
 DEMO_VARS: dict[str, Any] = {
@@ -43,7 +50,7 @@ def demo_bin_dir(settings: Settings) -> Path:
     return settings.playbook_dir / "demo" / "bin"
 
 
-def demo_node(settings: Settings, name: str, group: str) -> NodeCreate:
+def demo_node(settings: Settings, name: str, group: HostGroup) -> NodeCreate:
     base = settings.data_dir / "demo"
     root = base / "nodes" / name
     root.mkdir(parents=True, exist_ok=True)
@@ -57,7 +64,7 @@ def demo_node(settings: Settings, name: str, group: str) -> NodeCreate:
     return NodeCreate(
         name=name,
         address="127.0.0.1",
-        host_group=group,  # type: ignore[arg-type]
+        host_group=group,
         labels={"clusterm.io/demo": "true"},
         vars={
             "ansible_connection": "local",
@@ -83,11 +90,7 @@ def start_demo(*, db: Database, jobs: JobManager, settings: Settings) -> int | N
         new = [demo_node(settings, name, group) for name, group in DEMO_NODES if name not in known]
         if new:
             nodes.register_nodes(session=session, nodes=new, actor=DEMO_ACTOR)
-    names = [
-        name
-        for name, _ in DEMO_NODES
-        if known.get(name, "registered") in ("registered", "failed", "decommissioned")
-    ]
+    names = [name for name, _ in DEMO_NODES if known.get(name, State.REGISTERED) in _COMMISSIONABLE]
     if not names:
         log.info("demo: the demo nodes are already in the cluster")
         return None

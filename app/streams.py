@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,13 +28,13 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.auth.deps import current_principal
-from app.errors import ClustermError, Unavailable, ValidationFailed
+from app.errors import ClustermError, ValidationFailed
+from app.followers import Followers, Slot
 
 log = logging.getLogger("clusterm.streams")
 
 RECHECK_S = 5.0
 READ_AHEAD = 64  # events read ahead of the client: enough to keep a replay from waiting
-RETRY_AFTER_S = 5
 
 
 def last_event_id(value: str | None, *, max_id: int) -> int | None:
@@ -54,51 +53,11 @@ def last_event_id(value: str | None, *, max_id: int) -> int | None:
     )
 
 
-class TooManyFollowers(Unavailable):
-    pass
-
-
-class Followers:
-    """Open streams, counted across every kind; `take` refuses one beyond the cap."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._open = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> _Slot:
-        with self._lock:
-            if self._open >= self.cap:
-                raise TooManyFollowers(
-                    f"{self._open} live streams are open, the most this daemon serves at once "
-                    "(setting max_stream_followers); try again after Retry-After seconds, or "
-                    "poll instead (GET /info/timeline?after_id=N, GET /info/job/active?since=N)",
-                    retry_after_s=RETRY_AFTER_S,
-                    max_stream_followers=self.cap,
-                )
-            self._open += 1
-        return _Slot(self)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._open -= 1
-
-
-class _Slot:
-    def __init__(self, followers: Followers) -> None:
-        self._followers: Followers | None = followers
-
-    def release(self) -> None:
-        followers, self._followers = self._followers, None
-        if followers is not None:
-            followers._release()
-
-
 class _StreamResponse(EventSourceResponse):
     """Gives its follower slot back however the response ends: the stream's end, the client's
     disconnect, a failed send, a HEAD request that never starts the stream."""
 
-    def __init__(self, content: AsyncIterator[ServerSentEvent], *, slot: _Slot, ping: float):
+    def __init__(self, content: AsyncIterator[ServerSentEvent], *, slot: Slot, ping: float):
         super().__init__(content, ping=ping)
         self._slot = slot
 
@@ -110,11 +69,14 @@ class _StreamResponse(EventSourceResponse):
 
 
 def open_stream(
-    request: Request, events: AsyncIterator[ServerSentEvent], *, ping: float
+    request: Request,
+    events: AsyncIterator[ServerSentEvent],
+    *,
+    followers: Followers,
+    ping: float,
 ) -> EventSourceResponse:
     """The response for a live stream of `events`: counted against the cap (TooManyFollowers
     beyond it), and ended when the request's token stops being valid."""
-    followers: Followers = request.app.state.followers
     slot = followers.take()
     return _StreamResponse(_checked(request, events), slot=slot, ping=ping)
 

@@ -4,7 +4,7 @@ in the same run, through the bare `sqlite3` module with the same SQL (the baseli
     .venv/bin/python benchmarks/timeline_bench.py    # prints, and updates docs/benchmarks.md
     .venv/bin/python benchmarks/timeline_bench.py --events 100000 --no-write    # a quick look
 
-Targets (issue 3): newest page of 30, a node-filtered page and a page deep in history by cursor
+Targets: newest page of 30, a node-filtered page and a page deep in history by cursor
 each p50 <= 5 ms; recording a burst of 10,000 events >= 20,000 events/s.
 """
 
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.db import Database, upgrade
 from app.timeline import service as timeline
 from app.timeline.filters import TimelineFilter
+from app.timeline.vocabulary import Result
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 NODES = 200
@@ -143,7 +144,7 @@ class Bare:
 
 
 def measure(path: Path, runs: int) -> list[dict[str, Any]]:
-    db = Database(f"sqlite:///{path}")
+    db = timeline.attach(Database(f"sqlite:///{path}"))
     bare = Bare(path)
     with db.read() as session:
         oldest, latest = timeline.bounds(session=session)
@@ -189,7 +190,7 @@ def measure(path: Path, runs: int) -> list[dict[str, Any]]:
             for i in range(count):
                 timeline.record_event(
                     session=session, action="commission", reason="HostSucceeded",
-                    result="succeeded", node=f"node-{i % NODES:03d}" if i % 10 == 0 else None,
+                    result=Result.SUCCEEDED, node=f"node-{i % NODES:03d}" if i % 10 == 0 else None,
                     actor="ops", from_state="provisioning", to_state="commissioned",
                     details={"rc": 0}, job_id=1, attempt=1, duration_ms=1234,
                 )  # fmt: skip

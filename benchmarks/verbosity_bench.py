@@ -1,14 +1,15 @@
-"""Verbosity fan-out benchmark (issue 5): one change to 1,000 emulated kubelets that each answer
+"""Verbosity fan-out benchmark: one change to 1,000 emulated kubelets that each answer
 after 20 ms, through clusterm's real `POST /verbosity`, against a serial loop in the same run.
 
     .venv/bin/python benchmarks/verbosity_bench.py            # prints, updates docs/benchmarks.md
     .venv/bin/python benchmarks/verbosity_bench.py --nodes 200 --no-write   # a quick look
 
 The emulated kubelets (tests/verbosity/emulator.py: real HTTPS, bearer check, the contract in
-docs/verbosity.md byte for byte) run in a child process, so they do not share clusterm's
-interpreter lock. clusterm runs in this process (the FastAPI app under Starlette's TestClient, a
-migrated SQLite file), with TLS checked against a CA made for the run. The baseline is the same
-request to a clusterm whose `verbosity_concurrency` is 1: the same code, one target at a time.
+docs/contracts.md#flags-endpoint byte for byte) run in a child process, so they do not share
+clusterm's interpreter lock. clusterm runs in this process (the FastAPI app under Starlette's
+TestClient, a migrated SQLite file), with TLS checked against a CA made for the run. The baseline
+is the same request to a clusterm whose `verbosity_concurrency` is 1: the same code, one target at
+a time.
 
 Target: the fan-out to 1,000 endpoints completes in <= 2 s (serially it takes >= 20 s).
 """
@@ -59,6 +60,7 @@ def run_bench(nodes: int, delay: float, repeats: int, with_serial: bool) -> dict
     from app.config import load_settings
     from app.main import create_app
     from app.nodes.models import Node
+    from app.runtime import runtime_of
 
     work = Path(tempfile.mkdtemp(prefix="verbosity-bench-"))
     ca = trustme.CA()
@@ -102,7 +104,7 @@ def run_bench(nodes: int, delay: float, repeats: int, with_serial: bool) -> dict
         assert client.post("/nodes", json=body).status_code == 201
         # Components are reached only on nodes that may run them: mark them commissioned, as
         # the commission job would (it needs real hosts).
-        with client.app.state.db.write() as session:  # type: ignore[attr-defined]
+        with runtime_of(client.app).db.write() as session:
             session.execute(sa.update(Node).values(state="commissioned"))
 
     results: dict[str, Any] = {"nodes": nodes, "delay_ms": delay * 1000}
@@ -143,7 +145,7 @@ def write_doc(r: dict[str, Any], command: str) -> str:
     )
     setup = (
         f"{r['nodes']:,} emulated kubelets (tests/verbosity/emulator.py: HTTPS with a CA made for "
-        f"the run, bearer token, docs/verbosity.md), each answering after {r['delay_ms']:.0f} ms, "
+        f"the run, bearer token, docs/contracts.md), each answering after {r['delay_ms']:.0f} ms, "
         "in a child process; clusterm in the benchmark's process (migrated SQLite file, the real "
         "`POST /verbosity` through Starlette's TestClient, certificate checks on, one timeline "
         "event per node)"

@@ -11,11 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
-from app.auth.refusals import RefusalLog
-from app.auth.service import Principal, Role
-from app.db import Database
+from app.auth.service import Principal
+from app.auth.vocabulary import Role
 from app.errors import Forbidden
+from app.runtime import runtime_of
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 
 log = logging.getLogger("clusterm.auth")
 
@@ -31,11 +32,12 @@ async def current_principal(request: Request) -> Principal:
     they run, so that a revoked token stops its streams too (see `app.streams`).
     """
     header = request.headers.get("authorization")
-    cache: service.TokenCache = request.app.state.token_cache
+    runtime = runtime_of(request.app)
+    cache = runtime.token_cache
     known = cache.get(service.token_digest(header))
     if known is not None:
         return known
-    db = request.app.state.db
+    db = runtime.db
     return await run_in_threadpool(
         lambda: service.authenticate(db=db, authorization=header, cache=cache)
     )
@@ -66,7 +68,8 @@ def _record_refusal(request: Request, principal: Principal, exc: Forbidden) -> N
     # script, or someone probing. At most one event per token per minute, though (see
     # `refusals`): a loop of refused calls must not flood the timeline. Its own transaction: the
     # refused request changes nothing else.
-    refusals: RefusalLog = request.app.state.refusals
+    runtime = runtime_of(request.app)
+    refusals = runtime.refusals
     carried = refusals.admit(principal.name)
     if carried is None:
         return
@@ -74,7 +77,7 @@ def _record_refusal(request: Request, principal: Principal, exc: Forbidden) -> N
     details: dict[str, object] = {
         "method": request.method,
         "path": request.url.path,
-        "role": str(principal.role),
+        "role": principal.role,
         "required_role": exc.details.get("required_role"),
         "refusals_not_recorded": carried.count,
     }
@@ -85,15 +88,14 @@ def _record_refusal(request: Request, principal: Principal, exc: Forbidden) -> N
             f" (and {carried.count} earlier refusals of this token since {since}, not recorded "
             "one by one: at most one refusal event per token per minute)"
         )
-    db: Database = request.app.state.db
     try:
-        with db.write() as session:
+        with runtime.db.write() as session:
             timeline.record_event(
                 session=session,
                 action="authorize",
                 reason="Forbidden",
-                result="failed",
-                severity="audit",
+                result=Result.FAILED,
+                severity=Severity.AUDIT,
                 actor=principal.name,
                 note=note,
                 details=details,

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import OperatorDep, ViewerDep
+from app.deps import DriftDep
 from app.drift.watch import Check, DriftWatch
-from app.errors import NotFound
 
 router = APIRouter(tags=["drift"])
 
@@ -24,11 +24,6 @@ class CheckRead(BaseModel):
     remediate: bool
 
 
-def _watch(request: Request) -> DriftWatch:
-    watch: DriftWatch = request.app.state.drift
-    return watch
-
-
 def _read(watch: DriftWatch, check: Check) -> CheckRead:
     return CheckRead(
         **vars(check),
@@ -38,21 +33,15 @@ def _read(watch: DriftWatch, check: Check) -> CheckRead:
 
 
 @router.get("/info/drift", response_model=CheckRead)
-def last_check(request: Request, _: ViewerDep) -> CheckRead:
-    watch = _watch(request)
-    if watch.last is None:
-        raise NotFound(
-            "no drift check has run yet; one runs every drift_interval_s "
-            f"({watch.settings.drift_interval_s:g} s), or now with POST /drift/check"
-        )
-    return _read(watch, watch.last)
+def last_check(watch: DriftDep, _: ViewerDep) -> CheckRead:
+    return _read(watch, watch.last_check())
 
 
 @router.post(
     "/drift/check",
     response_model=CheckRead,
-    summary="Check now; 409 CheckRunning at once while a check runs (nobody waits for it)",
+    summary="Check now; 409 CheckRunning at once while a check runs (nobody waits for it), "
+    "503 Unavailable while clusterm is stopping",
 )
-async def check_now(request: Request, _: OperatorDep) -> CheckRead:
-    watch = _watch(request)
+async def check_now(watch: DriftDep, _: OperatorDep) -> CheckRead:
     return _read(watch, await run_in_threadpool(watch.check))

@@ -1,4 +1,7 @@
-"""Jobs over HTTP: the original clusterm's routes (with real status codes), logs, follow, cancel."""
+"""Jobs over HTTP: the original clusterm's routes (with real status codes), logs, follow, cancel.
+
+The routes and shapes kept from the original: docs/contracts.md#contiv-clusterm.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -15,10 +18,9 @@ from app import streams
 from app.ansible.logbuffer import LogSlice
 from app.auth.deps import AdminDep, OperatorDep, ViewerDep, record_refusal
 from app.auth.service import Principal
-from app.deps import DbDep
+from app.deps import DbDep, FollowersDep, JobsDep
 from app.errors import Forbidden, NotFound
 from app.jobs import service
-from app.jobs.models import ACTIVE_STATUSES, Kind
 from app.jobs.schemas import (
     CommissionRequest,
     DecommissionRequest,
@@ -30,6 +32,7 @@ from app.jobs.schemas import (
     to_addresses,
 )
 from app.jobs.views import job_view, log_text, render_line
+from app.jobs.vocabulary import ACTIVE_STATUSES, Kind
 from app.jobs.worker import JobManager, JobRun
 
 router = APIRouter(tags=["jobs"])
@@ -42,14 +45,6 @@ INLINE_LINES = 500
 STREAM_POLL_S = 0.1
 # Job ids are INTEGER columns: 32 bits on PostgreSQL. A larger id is a 422, not a driver error.
 MAX_ID = 2**31 - 1
-
-
-async def get_manager(request: Request) -> JobManager:
-    manager: JobManager = request.app.state.jobs
-    return manager
-
-
-ManagerDep = Annotated[JobManager, Depends(get_manager)]
 
 
 def _check_extra_vars(
@@ -74,7 +69,7 @@ def _accepted(response: Response, job: Any) -> JobRead:
 def commission_nodes(
     body: CommissionRequest,
     who: OperatorDep,
-    jobs: ManagerDep,
+    jobs: JobsDep,
     request: Request,
     response: Response,
 ) -> JobRead:
@@ -93,7 +88,7 @@ def commission_nodes(
 def decommission_nodes(
     body: DecommissionRequest,
     who: OperatorDep,
-    jobs: ManagerDep,
+    jobs: JobsDep,
     request: Request,
     response: Response,
 ) -> JobRead:
@@ -110,7 +105,7 @@ def decommission_nodes(
 
 @router.post("/update/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def update_nodes(
-    body: UpdateRequest, who: OperatorDep, jobs: ManagerDep, request: Request, response: Response
+    body: UpdateRequest, who: OperatorDep, jobs: JobsDep, request: Request, response: Response
 ) -> JobRead:
     _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
@@ -125,7 +120,7 @@ def update_nodes(
 
 @router.post("/discover/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def discover_nodes(
-    body: DiscoverRequest, who: OperatorDep, jobs: ManagerDep, request: Request, response: Response
+    body: DiscoverRequest, who: OperatorDep, jobs: JobsDep, request: Request, response: Response
 ) -> JobRead:
     _check_extra_vars(request, who, body.extra_vars, jobs)
     addresses = to_addresses(body.addrs, body.ssh_user)
@@ -159,7 +154,7 @@ def _wants_text(fmt: str | None, accept: str | None) -> bool:
 @router.get("/info/job/{which}", summary="The active or the last job, with its log")
 async def get_job_log(
     which: Literal["active", "last"],
-    jobs: ManagerDep,
+    jobs: JobsDep,
     _: ViewerDep,
     since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
     tail: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the last N lines")] = None,
@@ -210,7 +205,8 @@ def _render(view: dict[str, Any], piece: LogSlice, *, text: bool, color: bool) -
 @router.get("/info/job/active/stream", summary="Follow the active job (Server-Sent Events)")
 async def stream_job_log(
     request: Request,
-    jobs: ManagerDep,
+    jobs: JobsDep,
+    followers: FollowersDep,
     _: ViewerDep,
     since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
     color: Annotated[bool, Query()] = True,
@@ -219,7 +215,7 @@ async def stream_job_log(
     resume = streams.last_event_id(last_event_id, max_id=MAX_ID)
     run = _pick(jobs, "active")
     cursor = since if resume is None else max(since, resume)
-    return streams.open_stream(request, _events(run, cursor, color), ping=15)
+    return streams.open_stream(request, _events(run, cursor, color), followers=followers, ping=15)
 
 
 async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[ServerSentEvent]:
@@ -243,7 +239,7 @@ async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[Server
 
 
 @router.post("/info/job/active/cancel", response_model=JobRead, summary="Cancel the active job")
-def cancel_job(jobs: ManagerDep, who: OperatorDep) -> JobRead:
+def cancel_job(jobs: JobsDep, who: OperatorDep) -> JobRead:
     run = jobs.cancel(actor=who.name)
     return JobRead.model_validate(run.row)
 
@@ -261,7 +257,7 @@ def _current(row: Any, jobs: JobManager) -> JobRead:
 @router.get("/jobs", response_model=list[JobRead], summary="Jobs, newest first")
 def list_jobs(
     db: DbDep,
-    jobs: ManagerDep,
+    jobs: JobsDep,
     _: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_id: Annotated[
@@ -275,7 +271,7 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobRead)
 def get_job(
-    job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, jobs: ManagerDep, _: ViewerDep
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, jobs: JobsDep, _: ViewerDep
 ) -> JobRead:
     with db.read() as session:
         return _current(service.get_job(session=session, job_id=job_id), jobs)

@@ -21,18 +21,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.ansible import inventory, process, runner
+import anyio.to_thread
+
+from app.ansible import inventory, leftovers, process
+from app.ansible.env import ansible_env
 from app.ansible.logbuffer import LogBuffer
+from app.ansible.spec import RunResult, RunSpec
 from app.config import Settings
 from app.db import Database
-from app.errors import JobActive, Misconfigured, NotFound
+from app.errors import JobActive, Misconfigured, NotFound, Unavailable
 from app.jobs import service as jobs
-from app.jobs.models import Job, Kind, Status
+from app.jobs.models import Job
+from app.jobs.vocabulary import Kind, Status
+from app.nodes import service as nodes
+from app.nodes.vocabulary import HostGroup
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 
 log = logging.getLogger("clusterm.jobs")
 
+DRAIN_WARN_S = 10.0
 CLEANUP_MARKER = "==== clusterm: cleanup of the failed hosts ({hosts}) with {playbook} ===="
+# A join attempt that failed but will be retried is a warning; the last one failing is an error.
+_ATTEMPT_SEVERITY = {
+    Result.SUCCEEDED: Severity.INFO,
+    Result.RETRYING: Severity.WARNING,
+    Result.FAILED: Severity.ERROR,
+}
 
 
 @dataclass
@@ -50,6 +65,8 @@ class JobRun:
 
 
 class JobManager:
+    name = "job worker"
+
     def __init__(self, *, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
@@ -58,6 +75,8 @@ class JobManager:
         self._active: JobRun | None = None
         self._last: JobRun | None = None
         self._stopping = False
+        # Jobs are taken only between start() and stop() (see app.runtime).
+        self._accepting = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -79,7 +98,7 @@ class JobManager:
         with self.db.write() as session:
             interrupted = jobs.interrupt_unfinished(session=session)
         for job in interrupted:
-            killed = sum(process.kill_leftovers(d) for d in self.job_dir(job.id).glob("*/"))
+            killed = sum(leftovers.kill_leftovers(d) for d in self.job_dir(job.id).glob("*/"))
             buf = self._load_log(job)
             if not buf.complete:
                 buf.close(
@@ -105,14 +124,41 @@ class JobManager:
         buf.close(["[clusterm: this job's log is no longer kept]"])
         return buf
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop the active job (it ends as interrupted) and wait for its thread."""
-        self._stopping = True
-        run, thread = self._active, self._thread
+    async def start(self) -> None:
+        self._stopping = False
+        self._accepting = True
+
+    def refuse_work(self) -> None:
+        # No lock: submit checks the flag under the lock and `_drain` takes it, so a job is
+        # either started before `_drain` looks or refused.
+        self._accepting = False
+
+    async def stop(self) -> None:
+        """Refuse jobs, cancel the active one (it ends as interrupted, its nodes settled) and
+        wait for its thread: nothing of it may use the database after this."""
+        self.refuse_work()
+        await anyio.to_thread.run_sync(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._stopping = True
+            run, thread = self._active, self._thread
         if run is not None:
             run.cancel_requested_by = run.cancel_requested_by or "clusterm shutdown"
-        if thread is not None:
-            thread.join(timeout_s)
+        if thread is None:
+            return
+        # Cancelling kills the playbook at once; a wait longer than this is worth a line in
+        # the log, but the database must outlive the thread, so the wait goes on.
+        thread.join(DRAIN_WARN_S)
+        while thread.is_alive():
+            log.warning("still waiting for %s to end after its cancel", thread.name)
+            thread.join(DRAIN_WARN_S)
+
+    def _refused(self) -> Unavailable:
+        return Unavailable(
+            "clusterm is stopping and takes no new job; send the request again once it is back",
+            retry_after_s=5,
+        )
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -121,20 +167,24 @@ class JobManager:
         *,
         kind: Kind,
         names: list[str],
-        host_group: str | None,
+        host_group: HostGroup | None,
         extra_vars: dict[str, Any],
         actor: str,
         addresses: list[inventory.Address] | None = None,
     ) -> Job:
         """Accept a job (every check done before it exists) and start it in the background."""
+        if not self._accepting:
+            raise self._refused()
         playbook = self._playbook(kind)
         if not playbook.is_file():
             raise Misconfigured(
-                f"the {kind.value} playbook {playbook} does not exist: fix the setting "
-                f"{kind.value}_playbook or playbook_dir",
-                setting=f"{kind.value}_playbook",
+                f"the {kind} playbook {playbook} does not exist: fix the setting "
+                f"{kind}_playbook or playbook_dir",
+                setting=f"{kind}_playbook",
             )
         with self._lock:
+            if not self._accepting:
+                raise self._refused()
             # Checked here too so that a burst of requests is refused without the database.
             current = self._active
             if current is not None:
@@ -180,7 +230,7 @@ class JobManager:
                     session=session,
                     action=run.row.kind,
                     reason="CancelRequested",
-                    result="canceled",
+                    result=Result.CANCELED,
                     actor=actor,
                     job_id=run.row.id,
                 )
@@ -190,7 +240,7 @@ class JobManager:
     # --- the job's thread ------------------------------------------------------------------------
 
     def _playbook(self, kind: Kind) -> Path:
-        name: str = getattr(self.settings, f"{kind.value}_playbook")
+        name: str = getattr(self.settings, f"{kind}_playbook")
         # Absolute: ansible-playbook runs in the job's private data dir, not in ours.
         return (self.settings.playbook_dir / name).absolute()
 
@@ -205,11 +255,13 @@ class JobManager:
                     inv = inventory.address_inventory(run.addresses)
                 else:
                     inv = inventory.node_inventory(
-                        targets=targets.nodes, cluster_masters=targets.cluster_masters
+                        targets=[nodes.ansible_host(n) for n in targets.nodes],
+                        cluster_masters=[nodes.ansible_host(n) for n in targets.cluster_masters],
                     )
             run.row = row
-            result = self._run(run, self._playbook(Kind(row.kind)), inv, "main")
-            status, rc, hosts, error = Status(result.status), result.rc, result.hosts, result.error
+            result = self._run(run, self._playbook(row.kind), inv, "main")
+            status, rc, hosts = Status(result.status.value), result.rc, result.hosts
+            error = result.error
             if row.kind == Kind.COMMISSION and status == Status.FAILED:
                 self._cleanup(run, inv, hosts, status)
         except Exception as exc:
@@ -219,23 +271,15 @@ class JobManager:
             status = Status.INTERRUPTED
         error = error or self._explain(run, status, rc, hosts)
         elapsed = time.monotonic() - started
-        summary = f"[clusterm: job {job_id} {status.value}"
+        summary = f"[clusterm: job {job_id} {status}"
         summary += f" (rc {rc})" if rc is not None else ""
         summary += f" after {elapsed:.1f} s" + (f": {error}]" if error else "]")
         run.log.close(["", summary])
         self._finish(run, status=status, rc=rc, hosts=hosts, error=error)
 
-    def _run(self, run: JobRun, playbook: Path, inv: dict[str, Any], name: str) -> runner.RunResult:
+    def _run(self, run: JobRun, playbook: Path, inv: dict[str, Any], name: str) -> RunResult:
         run_dir = self.job_dir(run.row.id) / name
         inv_path = inventory.write_inventory(run_dir / "inventory" / "hosts.yml", inv)
-        env = {
-            **self.settings.ansible_env,
-            **runner.ansible_env(
-                private_key=self.settings.ssh_private_key_file,
-                host_key_policy=self.settings.ssh_host_key_policy,
-                known_hosts=self.settings.known_hosts_file,
-            ),
-        }
         extra_vars = run.extra_vars
         if name == "cleanup":
             extra_vars = {**extra_vars, "clusterm_job_kind": "cleanup"}
@@ -247,13 +291,17 @@ class JobManager:
         )
         recorder.start()
         try:
-            return process.run_playbook(
+            spec = RunSpec(
                 private_data_dir=run_dir,
                 playbook=playbook,
                 inventory=inv_path,
                 extra_vars=extra_vars,
-                env=env,
+                env=ansible_env(self.settings),
                 timeout_s=self.settings.job_timeout_s,
+                wants_reports=True,
+            )
+            return process.run_playbook(
+                spec,
                 on_output=run.log.append_text,
                 should_cancel=lambda: run.cancel_requested_by is not None,
                 on_report=lambda task, res: reports.put((task, res)),
@@ -262,7 +310,7 @@ class JobManager:
             reports.put(None)
             recorder.join(timeout=30)
             # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
-            process.kill_leftovers(run_dir)
+            leftovers.kill_leftovers(run_dir)
 
     def _record_reports(
         self, run: JobRun, reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None]
@@ -281,7 +329,7 @@ class JobManager:
     def _record_attempt(self, run: JobRun, attempt: dict[str, Any]) -> None:
         number, of = int(attempt.get("attempt") or 0), int(attempt.get("of") or 0)
         joined = attempt.get("outcome") == "joined"
-        result = "succeeded" if joined else ("retrying" if number < of else "failed")
+        result = Result.SUCCEEDED if joined else (Result.RETRYING if number < of else Result.FAILED)
         reason = str(attempt.get("reason") or "").strip() or "NodeJoined"
         duration = attempt.get("duration_s")
         with self.db.write() as session:
@@ -290,7 +338,7 @@ class JobManager:
                 action=run.row.kind,
                 reason=reason,
                 result=result,
-                severity="info" if joined else ("warning" if result == "retrying" else "error"),
+                severity=_ATTEMPT_SEVERITY[result],
                 node=str(attempt.get("node") or "") or None,
                 actor=run.row.actor,
                 job_id=run.row.id,

@@ -9,8 +9,8 @@ from app.auth.deps import AdminDep, ViewerDep
 from app.deps import DbDep
 from app.errors import NOT_JSON, ValidationFailed
 from app.nodes import service
-from app.nodes.lifecycle import State
 from app.nodes.schemas import MaintenanceChange, NodeCreate, NodeRead, NodeUpdate
+from app.nodes.vocabulary import HostGroup, State
 
 router = APIRouter(tags=["nodes"])
 
@@ -42,7 +42,7 @@ def list_nodes(
     db: DbDep,
     who: ViewerDep,
     state: Annotated[State | None, Query(description="only nodes in this state")] = None,
-    group: Annotated[str | None, Query(pattern="^(master|worker)$")] = None,
+    group: Annotated[HostGroup | None, Query(description="only nodes in this host group")] = None,
 ) -> list[NodeRead]:
     """The inventory; below the admin role every var value reads `<redacted>`."""
     with db.read() as session:

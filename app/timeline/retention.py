@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -182,32 +183,45 @@ def purge(
 
 
 class Purger:
-    """The daemon's retention thread: purge at start, then every interval, until `stop()`.
+    """The daemon's retention thread: purge at start, then every interval, until `stop()`; a
+    background component (see app.runtime), so `start` may follow `stop` again.
 
     A thread of its own rather than an asyncio task around `to_thread`: stopping must wait for a
     batch in progress, so that no query outlives the daemon's connection pool.
     """
+
+    name = "timeline retention"
 
     def __init__(self, *, db: Database, settings: Settings) -> None:
         self._db = db
         self._policy = Policy.of(settings)
         self._interval = settings.timeline_purge_interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="timeline-retention", daemon=True)
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        # A new event per run: the thread of a previous run may only be told to stop, never to
+        # go on.
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop,), name="timeline-retention", daemon=True
+        )
         self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    def refuse_work(self) -> None:
+        self._stop.set()  # the batch in progress is the last
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    async def stop(self) -> None:
+        self.refuse_work()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join)
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                purge(db=self._db, policy=self._policy, should_stop=self._stop.is_set)
+                purge(db=self._db, policy=self._policy, should_stop=stop.is_set)
             except Exception:
                 # A failed pass (the database briefly unreachable) is retried at the next one.
                 log.exception("timeline retention failed; retrying in %.0f s", self._interval)
-            self._stop.wait(self._interval)
+            stop.wait(self._interval)

@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse
 
 from app import streams
 from app.auth.deps import ViewerDep
-from app.deps import DbDep, SettingsDep
+from app.deps import DbDep, FollowersDep, SettingsDep
 from app.timeline import service, stream
 from app.timeline.filters import TimelineFilter, refuse
 from app.timeline.schemas import TimelinePage
@@ -187,6 +187,7 @@ async def stream_timeline(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
+    followers: FollowersDep,
     _: ViewerDep,
     filters: Annotated[TimelineFilter, Depends(_stream_filters)],
     after_id: AfterQ = None,
@@ -198,4 +199,6 @@ async def stream_timeline(
     events = stream.follow(
         db=db, filters=filters, after_id=cursor, poll_s=settings.timeline_stream_poll_s
     )
-    return streams.open_stream(request, events, ping=settings.timeline_stream_ping_s)
+    return streams.open_stream(
+        request, events, followers=followers, ping=settings.timeline_stream_ping_s
+    )

@@ -15,17 +15,16 @@ import datetime as dt
 import json
 import operator
 import zlib
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, instrumentation
 
-from app.db import utcnow
+from app.db import Database, utcnow
 from app.errors import NodeNotFound
-from app.nodes.models import Node
 from app.timeline.filters import TimelineFilter, check_node_name, refuse
-from app.timeline.models import TimelineEvent, TimelineRetention
+from app.timeline.models import NODE, TimelineEvent, TimelineRetention
 from app.timeline.notify import notifier
 from app.timeline.schemas import EventRead, TimelinePage
 from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity, is_audit
@@ -36,12 +35,13 @@ _PG_LOCK_KEY = zlib.crc32(b"clusterm.timeline")  # any constant; named for `pg_l
 _PENDING = "timeline.pending"
 _QUEUE = "timeline.queue"
 _NODE_IDS = "timeline.node_ids"
-_CHECKED: set[tuple[str, str, str, str]] = set()
+_CHECKED: set[tuple[str, str, Result, Severity]] = set()
 _TABLE = cast(sa.Table, TimelineEvent.__table__)
 _MANAGER = instrumentation.manager_of_class(TimelineEvent)
-_RESULTS = frozenset(r.value for r in Result)
-_SEVERITIES = frozenset(s.value for s in Severity)
+_RESULTS = frozenset(Result)
+_SEVERITIES = frozenset(Severity)
 _LOCKED_TX = "timeline.locked_tx"
+_ATTACHED = "timeline.attached"  # in the info of the sessions `attach` instrumented
 
 
 def cut_note(note: str, limit: int = NOTE_MAX_BYTES) -> str:
@@ -60,9 +60,11 @@ def cut_note(note: str, limit: int = NOTE_MAX_BYTES) -> str:
     return head + marker + tail
 
 
-def _check(action: str, reason: str, result: str, severity: str) -> None:
+def _check(action: str, reason: str, result: Result, severity: Severity) -> None:
     # A bad value here is a bug in the caller, not bad user input: fail loudly. The few
-    # combinations the code uses are remembered, so a burst pays for the checks once.
+    # combinations the code uses are remembered, so a burst pays for the checks once. mypy holds
+    # typed callers to the enums; the result and severity checks stay for an untyped one, whose
+    # string SQLite's fast path below would store unchecked (it bypasses the column's type).
     if (action, reason, result, severity) in _CHECKED:
         return
     if not ACTION_RE.match(action):
@@ -81,6 +83,11 @@ def _take_order_lock(session: Session) -> None:
     """Hold the lock that orders event writers before the event gets its time, so that
     `occurred_at` also follows the ids. On SQLite that is the write lock itself: a write session
     begins lazily, so begin it now (`BEGIN IMMEDIATE`)."""
+    if _ATTACHED not in session.info:
+        raise NotAttached(
+            "record_event needs a session of a Database given to timeline.service.attach; "
+            "without its listeners the event would never be written"
+        )
     tx = session.get_transaction()
     if tx is not None and session.info.get(_LOCKED_TX) is tx:
         return  # taken earlier in this transaction
@@ -89,7 +96,17 @@ def _take_order_lock(session: Session) -> None:
     session.info[_LOCKED_TX] = session.get_transaction()
 
 
-def _link(session: Session, node: Node | str | None) -> tuple[int | None, str | None]:
+class NodeRef(Protocol):
+    """What an event about a node needs from it: any node row from `app.nodes.service` (its id is
+    None until the row is flushed)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+def _link(session: Session, node: NodeRef | str | None) -> tuple[int | None, str | None]:
     """(node_id, node_name) for an event about `node`."""
     if node is None:
         return None, None
@@ -99,7 +116,7 @@ def _link(session: Session, node: Node | str | None) -> tuple[int | None, str | 
         known: dict[str, int | None] = session.info.setdefault(_NODE_IDS, {})
         if node not in known:
             with session.no_autoflush:
-                known[node] = session.scalar(sa.select(Node.id).where(Node.name == node))
+                known[node] = session.scalar(sa.select(NODE.c.id).where(NODE.c.name == node))
         return known[node], node
     state = sa.inspect(node)
     if state.deleted or state.was_deleted or node in session.deleted:
@@ -114,9 +131,9 @@ def record_event(
     session: Session,
     action: str,
     reason: str,
-    result: str,
-    severity: str = "info",
-    node: Node | str | None = None,
+    result: Result,
+    severity: Severity = Severity.INFO,
+    node: NodeRef | str | None = None,
     actor: str | None = None,
     from_state: str | None = None,
     to_state: str | None = None,
@@ -133,7 +150,7 @@ def record_event(
     ORM's per-object unit of work costs ~100 µs an event, ten times the insert itself. The
     returned object is not attached to the session; its `id` is set once the row is written.
     """
-    _check(action, reason, str(result), str(severity))
+    _check(action, reason, result, severity)
     _take_order_lock(session)
     node_id, node_name = _link(session, node)
     row = {
@@ -142,8 +159,8 @@ def record_event(
         "node_name": node_name,
         "action": action,
         "reason": reason,
-        "result": str(result),
-        "severity": str(severity),
+        "result": result,
+        "severity": severity,
         "from_state": from_state,
         "to_state": to_state,
         "note": cut_note(note) if note else None,
@@ -152,7 +169,7 @@ def record_event(
         "attempt": attempt,
         "duration_ms": duration_ms,
         "actor": actor[:ACTOR_MAX] if actor else None,
-        "audit": is_audit(action, reason, str(severity)),
+        "audit": is_audit(action, reason, severity),
     }
     # Built without the ORM's attribute events (as its loader does): at 15 columns they would
     # cost more than the insert. The object is transient and never flushed by the ORM. Its
@@ -222,35 +239,51 @@ _SQLITE_INSERT = (
 )
 
 
-@sa_event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     # Before the ORM's own changes, so an event about a node deleted in the same flush still
     # finds the node (the delete then sets its link to NULL).
     flush_events(session)
 
 
-@sa_event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context: Any) -> None:
     session.info.pop(_NODE_IDS, None)
 
 
-@sa_event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     flush_events(session)
 
 
-@sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     session.info.pop(_NODE_IDS, None)
     if session.info.pop(_PENDING, False):
         notifier.notify()
 
 
-@sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_QUEUE, None)
     session.info.pop(_PENDING, None)
     session.info.pop(_NODE_IDS, None)
+
+
+_LISTENERS: dict[str, Callable[..., None]] = {
+    "before_flush": _before_flush,
+    "after_flush": _after_flush,
+    "before_commit": _before_commit,
+    "after_commit": _after_commit,
+    "after_rollback": _after_rollback,
+}
+
+
+class NotAttached(RuntimeError):
+    """`record_event` on a session of a database `attach` was not called on: its events would
+    never be written."""
+
+
+def attach(db: Database) -> Database:
+    """Give `db`'s sessions the listeners that write queued events (at flush and commit) and
+    wake the followers (after commit). Every Database that records events needs it, once."""
+    db.instrument_sessions(_ATTACHED, _LISTENERS)
+    return db
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -352,7 +385,7 @@ def node_history(
     neither a node nor any event (most likely a typo)."""
     check_node_name("name", name)
     ev = TimelineEvent
-    known = session.scalar(sa.select(Node.id).where(Node.name == name)) is not None
+    known = session.scalar(sa.select(NODE.c.id).where(NODE.c.name == name)) is not None
     if not known:
         known = session.scalar(sa.select(ev.id).where(ev.node_name == name).limit(1)) is not None
     if not known:

@@ -2,8 +2,9 @@
 
 V0-V5 follow the Kubernetes logging conventions: V0 only what must always be seen, V1 a quiet
 default, V2 the recommended default, V3 extended information about changes, V4 debug, V5 trace.
-Higher values are accepted, as klog accepts them, and log like V5. The table below is the one the
-README documents; change both together.
+Higher values are accepted, as klog accepts them, and log like V5 (see
+docs/contracts.md#flags-endpoint). The table below is the one the README documents; change both
+together.
 
 The level is process state, as it is in a Kubernetes component: a restart returns to the
 start-up configuration (`log_level`). So the pending revert of clusterm's own level is a timer,

@@ -23,22 +23,50 @@ POLL_S = 30.0
 ERROR_PAUSE_S = 5.0
 
 
-async def run(ctx: Verbosity) -> None:
-    while not ctx.stopping:
-        # Cleared before looking, so a revert scheduled while we look still wakes us.
-        ctx.revert_scheduled.clear()
-        try:
-            while await service.revert_due(ctx=ctx) and not ctx.stopping:
-                pass  # a full batch: there may be more due
-            next_at = await service.next_revert_at(ctx=ctx)
-        except Exception:
-            # The database may be briefly unavailable; the reverts wait in it, so try again.
-            log.exception("the verbosity revert worker failed; retrying in %ss", ERROR_PAUSE_S)
-            next_at, wait = None, ERROR_PAUSE_S
-        else:
-            wait = POLL_S
-        if next_at is not None:
-            wait = max(0.0, min(wait, (next_at - utcnow()).total_seconds()))
-        if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.revert_scheduled.wait(), timeout=wait)
+class RevertWorker:
+    """The revert worker as a background component (see app.runtime): a task from `start` to
+    `stop`, which may follow each other any number of times."""
+
+    name = "verbosity revert worker"
+
+    def __init__(self, ctx: Verbosity) -> None:
+        self.ctx = ctx
+        self._stopping = True
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def refuse_work(self) -> None:
+        self._stopping = True
+        self.ctx.revert_scheduled.set()  # wakes the worker from its wait
+
+    async def stop(self) -> None:
+        """Stop between two steps, never in the middle of a database call (whose connection
+        would outlive the pool), and wait for it."""
+        self.refuse_work()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def _run(self) -> None:
+        ctx = self.ctx
+        while not self._stopping:
+            # Cleared before looking, so a revert scheduled while we look still wakes us.
+            ctx.revert_scheduled.clear()
+            try:
+                while await service.revert_due(ctx=ctx) and not self._stopping:
+                    pass  # a full batch: there may be more due
+                next_at = await service.next_revert_at(ctx=ctx)
+            except Exception:
+                # The database may be briefly unavailable; the reverts wait in it, so try again.
+                log.exception("the verbosity revert worker failed; retrying in %ss", ERROR_PAUSE_S)
+                next_at, wait = None, ERROR_PAUSE_S
+            else:
+                wait = POLL_S
+            if next_at is not None:
+                wait = max(0.0, min(wait, (next_at - utcnow()).total_seconds()))
+            if wait > 0 and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.revert_scheduled.wait(), timeout=wait)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import OperatorDep, ViewerDep
-from app.deps import DbDep
+from app.deps import DbDep, VerbosityDep
 from app.errors import Invalid, NodeNotFound
 from app.nodes.schemas import check_node_name
 from app.verbosity import service
@@ -41,16 +41,9 @@ def _known_name(name: str) -> str:
         raise NodeNotFound(name[:253]) from None
 
 
-async def _ctx(request: Request) -> Verbosity:
-    ctx: Verbosity = request.app.state.verbosity
-    return ctx
-
-
-VerbosityDep = Annotated[Verbosity, Depends(_ctx)]
-
-
 def _text(status: int, text: str) -> Response:
-    # Exactly what a Kubernetes component sends: `text/plain` with no charset, and nosniff.
+    # Exactly what a Kubernetes component sends: `text/plain` with no charset, and nosniff
+    # (see docs/contracts.md#flags-endpoint).
     headers = {"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"}
     return Response(content=text.encode(), status_code=status, headers=headers)
 

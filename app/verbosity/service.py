@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import Database, utcnow
 from app.errors import DatabaseBusy, database_busy
 from app.timeline import service as timeline
+from app.timeline.vocabulary import Result, Severity
 from app.verbosity import store
 from app.verbosity.fanout import TargetLocks, send_all
 from app.verbosity.forward import Forwarder, Outcome
@@ -63,7 +64,6 @@ class Verbosity:
         ctx = cls(db=db, settings=settings, registry=registry, forwarder=forwarder, own=own)
         return ctx
 
-    stopping: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -72,12 +72,9 @@ class Verbosity:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def close(self, worker: asyncio.Task[None]) -> None:
-        """Stop the revert worker between two steps (never in the middle of a database call,
-        whose connection would outlive the pool), then the timers and the clients."""
-        self.stopping = True
-        self.revert_scheduled.set()
-        await worker
+    async def close(self) -> None:
+        """Wait for the background recordings, then stop the timers and the clients. After the
+        revert worker has stopped (see app.runtime), before the database closes."""
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         self.own.close()
@@ -304,8 +301,8 @@ async def _record_own(
             session=session,
             action=store.ACTION,
             reason=reason,
-            result="succeeded",
-            severity="audit",
+            result=Result.SUCCEEDED,
+            severity=Severity.AUDIT,
             actor=actor,
             from_state=str(old),
             to_state=str(new),
