@@ -17,6 +17,7 @@ from app.auth import service as auth
 from app.config import Settings, load_settings
 from app.db import Database
 from app.main import create_app
+from app.runtime import runtime_of
 
 PG_URL = os.environ.get("CLUSTERM_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
@@ -67,7 +68,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db(client: TestClient) -> Database:
-    database: Database = client.app.state.db  # type: ignore[attr-defined]
+    database: Database = runtime_of(client.app).db
     return database
 
 
@@ -105,6 +106,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failing test: fail the run when anything was skipped."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
-    if os.environ.get("CI") and skipped and exitstatus == 0:
+    if os.environ.get("CI") and reporter and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {skipped} test(s) skipped; a skipped test fails CI", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

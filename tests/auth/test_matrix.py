@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from app.auth.service import Role
+from app.auth.vocabulary import Role
 from app.config import load_settings
 from app.main import create_app
 
@@ -111,8 +111,8 @@ def test_each_role_is_let_in_or_refused_by_rank(
             assert r.status_code < 500, (role, r.text)
 
 
-# Global extra vars can hold secrets (passwords for Ansible), and the jobs issue makes reading them
-# admin-only; every other GET is the viewer's.
+# Global extra vars can hold secrets (passwords for Ansible), so reading them is admin-only
+# (README.md, "Tokens and roles"); every other GET is the viewer's.
 ADMIN_READS = {"/globals"}
 
 

@@ -15,6 +15,7 @@ from app.auth.refusals import RefusalLog
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
+from app.runtime import runtime_of
 from app.timeline.models import TimelineEvent
 from tests.conftest import node_body
 
@@ -48,7 +49,7 @@ def test_the_next_event_counts_the_refusals_not_written(
     client: TestClient, db: Database, as_role: Callable[[str], dict[str, str]]
 ) -> None:
     # The daemon's window is a minute; the same rule with a second keeps the test short.
-    client.app.state.refusals = RefusalLog(window_s=1.0)  # type: ignore[attr-defined]
+    runtime_of(client.app).refusals = RefusalLog(window_s=1.0)
     viewer = as_role("viewer")
     for _ in range(25):
         assert client.post("/nodes", json=node_body("x"), headers=viewer).status_code == 403
@@ -91,7 +92,7 @@ def test_a_viewer_cannot_push_the_history_out_of_the_timeline(settings: Settings
         }
     )
     with TestClient(create_app(small)) as client:
-        db: Database = client.app.state.db  # type: ignore[attr-defined]
+        db: Database = runtime_of(client.app).db
         admin = {"Authorization": f"Bearer {small.admin_token_file.read_text().strip()}"}
         with db.write() as session:
             viewer = {"Authorization": "Bearer " + auth.create_token(

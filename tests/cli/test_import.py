@@ -8,17 +8,25 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from fastapi.testclient import TestClient
 
 from clusterctl.main import run
 
+
+class Ctl(Protocol):
+    """clusterctl run in-process against the app: (exit code, stdout, stderr)."""
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]: ...
+
+
 CLUSTERCTL = str(Path(sys.executable).parent / "clusterctl")
 
 
 @pytest.fixture
-def ctl(client: TestClient, tokens: dict[str, str], capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def ctl(client: TestClient, tokens: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Ctl:
     def call(*argv: str) -> tuple[int, str, str]:
         code = run(["--token", tokens["admin"], *argv], http=client)
         out, err = capsys.readouterr()
@@ -49,8 +57,8 @@ def inventory_script(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("name", ["inventory.py", "hosts", "hosts.ini", "hosts.yml"])
 def test_an_executable_inventory_is_never_run(
-    ctl, admin: TestClient, tmp_path: Path, name: str
-) -> None:  # type: ignore[no-untyped-def]
+    ctl: Ctl, admin: TestClient, tmp_path: Path, name: str
+) -> None:
     script, marker = inventory_script(tmp_path, name)
     for dry_run in (["--dry-run"], []):
         code, out, err = ctl("node", "import", str(script), *dry_run)
@@ -76,7 +84,7 @@ def test_the_installed_command_does_not_run_an_executable_inventory(tmp_path: Pa
     assert "never run" in r.stderr
 
 
-def test_an_executable_ini_file_is_read_as_data(ctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_executable_ini_file_is_read_as_data(ctl: Ctl, tmp_path: Path) -> None:
     """Files on some mounts are all executable: the mode does not change how a file is read."""
     inventory = tmp_path / "hosts"
     inventory.write_text("[masters]\nm1 ansible_host=10.0.0.1\n")
@@ -100,7 +108,7 @@ pod_cidr = "10.244.0.0/16"
 """
 
 
-def test_import_toml(ctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_toml(ctl: Ctl, tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.toml"
     inventory.write_text(TOML)
     code, out, err = ctl("node", "import", str(inventory), "--json")
@@ -121,8 +129,8 @@ TEMPLATED = {
 
 @pytest.mark.parametrize("suffix", ["ini", "yml"])
 def test_a_templated_var_is_refused_unless_literal(
-    ctl, admin: TestClient, tmp_path: Path, suffix: str
-) -> None:  # type: ignore[no-untyped-def]
+    ctl: Ctl, admin: TestClient, tmp_path: Path, suffix: str
+) -> None:
     inventory = tmp_path / f"hosts.{suffix}"
     inventory.write_text(TEMPLATED[suffix])
     for dry_run in (["--dry-run"], []):

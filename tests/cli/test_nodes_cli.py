@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
+from app.db import Database
 from clusterctl.main import run
 
 
+class Ctl(Protocol):
+    """clusterctl run in-process against the app: (exit code, stdout, stderr)."""
+
+    def __call__(self, *argv: str, role: str = "admin") -> tuple[int, str, str]: ...
+
+
 @pytest.fixture
-def ctl(client: TestClient, tokens: dict[str, str], capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def ctl(client: TestClient, tokens: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Ctl:
     def call(*argv: str, role: str = "admin") -> tuple[int, str, str]:
         code = run(["--token", tokens[role], *argv], http=client)
         out, err = capsys.readouterr()
@@ -21,7 +30,7 @@ def ctl(client: TestClient, tokens: dict[str, str], capsys: pytest.CaptureFixtur
     return call
 
 
-def test_add_get_and_list(ctl) -> None:  # type: ignore[no-untyped-def]
+def test_add_get_and_list(ctl: Ctl) -> None:
     code, out, err = ctl(
         "node", "add", "n1", "--addr", "10.0.0.1", "-g", "master",
         "--ssh-port", "2222", "--label", "zone=a", "--var", "k8s_version=1.31", "--var", "x=[1]",
@@ -58,7 +67,7 @@ def test_add_get_and_list(ctl) -> None:  # type: ignore[no-untyped-def]
     assert [n["name"] for n in json.loads(out)] == ["n2"]
 
 
-def test_refusal_is_one_line_on_stderr_and_exit_1(ctl) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_is_one_line_on_stderr_and_exit_1(ctl: Ctl) -> None:
     code, out, err = ctl("node", "get", "n9")
     assert code == 1
     assert out == ""
@@ -71,13 +80,13 @@ def test_refusal_is_one_line_on_stderr_and_exit_1(ctl) -> None:  # type: ignore[
     assert "DNS-1123" in err or "lowercase" in err
 
 
-def test_role_refusal(ctl) -> None:  # type: ignore[no-untyped-def]
+def test_role_refusal(ctl: Ctl) -> None:
     code, _, err = ctl("node", "add", "n1", "--addr", "10.0.0.1", role="viewer")
     assert code == 1
     assert "needs the admin role" in err
 
 
-def test_usage_error_is_exit_2(ctl) -> None:  # type: ignore[no-untyped-def]
+def test_usage_error_is_exit_2(ctl: Ctl) -> None:
     code, _, err = ctl("node", "add", "n1")
     assert code == 2
     assert "--addr" in err
@@ -94,7 +103,7 @@ def test_unreachable_server_is_exit_3(capsys: pytest.CaptureFixture[str]) -> Non
     assert "cannot reach clusterm at http://127.0.0.1:9" in capsys.readouterr().err
 
 
-def test_rm_and_maintenance(ctl, client: TestClient, db) -> None:  # type: ignore[no-untyped-def]
+def test_rm_and_maintenance(ctl: Ctl, client: TestClient, db: Database) -> None:
     import sqlalchemy as sa
 
     from app.nodes.models import Node
@@ -144,7 +153,7 @@ all:
 
 
 @pytest.mark.parametrize(("suffix", "text"), [("ini", INI), ("yml", YAML)])
-def test_import_inventory(ctl, tmp_path: Path, suffix: str, text: str) -> None:  # type: ignore[no-untyped-def]
+def test_import_inventory(ctl: Ctl, tmp_path: Path, suffix: str, text: str) -> None:
     inventory = tmp_path / f"hosts.{suffix}"
     inventory.write_text(text)
     code, out, err = ctl("node", "import", str(inventory), "--json")
@@ -166,7 +175,7 @@ def test_import_inventory(ctl, tmp_path: Path, suffix: str, text: str) -> None: 
     assert "already exists" in err
 
 
-def test_import_dry_run_registers_nothing(ctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_dry_run_registers_nothing(ctl: Ctl, tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(INI)
     code, out, _ = ctl("node", "import", str(inventory), "--dry-run")
@@ -175,7 +184,7 @@ def test_import_dry_run_registers_nothing(ctl, tmp_path: Path) -> None:  # type:
     assert json.loads(ctl("nodes", "get", "--json")[1]) == []
 
 
-def test_import_of_a_non_inventory_is_a_usage_error(ctl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_of_a_non_inventory_is_a_usage_error(ctl: Ctl, tmp_path: Path) -> None:
     bad = tmp_path / "notes.txt"
     bad.write_text("")
     code, _, err = ctl("node", "import", str(bad))
@@ -185,7 +194,7 @@ def test_import_of_a_non_inventory_is_a_usage_error(ctl, tmp_path: Path) -> None
 
 def test_token_from_the_local_admin_file(
     client: TestClient,
-    settings,  # type: ignore[no-untyped-def]
+    settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -199,7 +208,7 @@ def test_token_from_the_local_admin_file(
     assert "no token" in capsys.readouterr().err
 
 
-def test_node_get_shows_var_values_to_admins_only(ctl) -> None:  # type: ignore[no-untyped-def]
+def test_node_get_shows_var_values_to_admins_only(ctl: Ctl) -> None:
     ctl("node", "add", "n1", "--addr", "10.0.0.1", "--var", "ansible_become_password=hunter2")
     code, out, _ = ctl("node", "get", "n1")
     assert code == 0

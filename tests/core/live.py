@@ -4,13 +4,13 @@ what the daemon does from inside the process (its outgoing HTTP, its log)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 
 from app.config import Settings
+from tests.polling import wait_until
 from tests.timeline.conftest import serve as serve_url
 
 
@@ -27,8 +27,11 @@ def serve(settings: Settings, *, timeout_s: float = 60.0) -> Iterator[httpx.Clie
 
 def end_jobs(http: httpx.Client) -> None:
     """Cancel whatever job is running, and wait until none is active."""
-    deadline = time.monotonic() + 60
-    while http.get("/info/job/active").status_code == 200:
-        assert time.monotonic() < deadline, "a job is still active 60 s after it was canceled"
+
+    def none_active() -> bool:
+        if http.get("/info/job/active").status_code != 200:
+            return True
         http.post("/info/job/active/cancel")
-        time.sleep(0.1)
+        return False
+
+    wait_until(none_active, timeout_s=60, what="no active job after a cancel", interval_s=0.1)

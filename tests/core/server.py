@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import httpx
 
 from tests.core.test_daemon import CLUSTERM, free_port
 from tests.jobs.conftest import PLAYBOOKS
+from tests.polling import wait_until
 
 
 class Server:
@@ -57,16 +57,15 @@ class Server:
                 stdout=subprocess.DEVNULL,
                 env=env,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the daemon exited during start-up: " + self.stderr()
-            try:
-                if httpx.get(f"{self.url}/readyz", verify=self.verify, timeout=1).is_success:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("the daemon did not become ready: " + self.stderr())
+        wait_until(self._ready, timeout_s=30, what="the daemon to become ready")
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        assert self.proc.poll() is None, "the daemon exited during start-up: " + self.stderr()
+        try:
+            return httpx.get(f"{self.url}/readyz", verify=self.verify, timeout=1).is_success
+        except httpx.TransportError:
+            return False
 
     @property
     def admin_token(self) -> str:

@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from clusterctl.main import run
+from tests.polling import wait_until
 
 CLUSTERM = [sys.executable, "-c", "from app.cli import main; main()"]
 
@@ -28,16 +28,14 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         assert proc.poll() is None, "the daemon exited during start-up"
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the daemon did not become ready")
+            return False
+
+    wait_until(ready, timeout_s=timeout, what="the daemon to become ready")
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ from app import db as store
 from app.nodes import service
 from app.nodes.models import Node
 from app.nodes.schemas import NodeCreate
+from app.timeline import service as timeline
 
 
 def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     store.upgrade(url)
-    db = store.Database(url, busy_timeout_ms=10_000)
+    db = timeline.attach(store.Database(url, busy_timeout_ms=10_000))
     with db.write() as session:
         service.register_nodes(
             session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")], actor="test"

@@ -20,8 +20,9 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.nodes.models import Node
+from app.runtime import runtime_of
 from tests.conftest import node_body
-from tests.timeline.conftest import wait_for
+from tests.polling import wait_until
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "gated_nodes.yml"
 
@@ -59,7 +60,7 @@ def commissioned_master(client: TestClient, settings: Settings) -> dict[str, str
     admin = {"Authorization": f"Bearer {settings.admin_token_file.read_text().strip()}"}
     r = client.post("/nodes", json=node_body("m1", host_group="master"), headers=admin)
     assert r.status_code == 201, r.text
-    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    db: Database = runtime_of(client.app).db
     with db.write() as session:
         session.execute(sa.update(Node).where(Node.name == "m1").values(state="commissioned"))
     return admin
@@ -78,7 +79,9 @@ def test_a_second_check_is_409_at_once_while_one_runs(
     client, admin = on_demand
     with ThreadPoolExecutor(max_workers=6) as pool:
         first = pool.submit(client.post, "/drift/check", headers=admin)
-        wait_for(lambda: gate.runs() == 1, 60, "the first check to start its playbook")
+        wait_until(
+            lambda: gate.runs() == 1, timeout_s=60, what="the first check to start its playbook"
+        )
 
         def second() -> tuple[httpx.Response, float]:
             started = time.monotonic()
@@ -110,7 +113,9 @@ def test_the_periodic_loop_skips_its_turn_rather_than_queue(settings: Settings, 
     with drift_client(settings, gate, interval_s=0.2) as client:
         admin = commissioned_master(client, settings)
         try:
-            wait_for(lambda: gate.runs() == 1, 60, "the loop's first check to start")
+            wait_until(
+                lambda: gate.runs() == 1, timeout_s=60, what="the loop's first check to start"
+            )
             r = client.post("/drift/check", headers=admin)
             assert r.status_code == 409, r.text
             time.sleep(1.5)  # several intervals, with the check still held
@@ -125,6 +130,6 @@ def test_the_periodic_loop_skips_its_turn_rather_than_queue(settings: Settings, 
         finally:
             gate.open()
         # The loop carries on once the check ends: more runs, and a result to read.
-        wait_for(lambda: gate.runs() >= 3, 60, "the loop to go on checking")
+        wait_until(lambda: gate.runs() >= 3, timeout_s=60, what="the loop to go on checking")
         last = client.get("/info/drift", headers=admin).json()
         assert last["outcome"] == "checked"

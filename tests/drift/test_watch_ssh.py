@@ -4,7 +4,6 @@ exactly one re-join job is queued per interval."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings, load_settings
 from app.main import create_app
+from app.runtime import runtime_of
 from tests.hosts.fixture import SshHosts, ssh_hosts  # noqa: F401  (the fixture)
 from tests.jobs.conftest import wait_finished
+from tests.polling import wait_until
 
 # Short windows for the verified join; the product's defaults are minutes.
 FAST_JOIN = {
@@ -97,7 +98,7 @@ def test_missing_returned_remediated_and_unreachable(
 
     # Remediation on, with a real interval: one re-join job, and no second one within the
     # interval however often the node goes missing.
-    watch = admin.app.state.drift  # type: ignore[attr-defined]
+    watch = runtime_of(admin.app).drift
     watch.settings = watch.settings.model_copy(
         update={"drift_remediate": True, "drift_interval_s": 3600.0}
     )
@@ -138,10 +139,11 @@ def test_the_loop_checks_every_interval(
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = "Bearer " + settings.admin_token_file.read_text().strip()
-        deadline = time.monotonic() + 10
-        while client.get("/info/drift").status_code == 404:
-            assert time.monotonic() < deadline, "the loop never checked"
-            time.sleep(0.05)
+        wait_until(
+            lambda: client.get("/info/drift").status_code != 404,
+            timeout_s=10,
+            what="the drift loop's first check",
+        )
         assert client.get("/info/drift").json()["outcome"] == "skipped"
 
 

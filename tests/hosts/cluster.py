@@ -18,7 +18,7 @@ for _path in (str(DEMO_BIN.parent), str(SHIMS)):
         sys.path.append(_path)
 
 import cloud  # noqa: E402
-import fakek8s  # noqa: E402
+import fakek8s as fakek8s  # noqa: E402  (tests use it through this module)
 
 cloud.install()
 

@@ -16,10 +16,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.polling import wait_until
 
 SSHD = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin") or "/usr/sbin/sshd"
 REPO = Path(__file__).resolve().parents[2]
@@ -151,14 +152,18 @@ SetEnv {setenv}
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd for {self.name} exited: {self._log_tail()}")
-            if self._banner():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"sshd for {self.name} did not answer on port {self.port}")
+        wait_until(
+            self._answers,
+            timeout_s=START_TIMEOUT,
+            what=f"sshd for {self.name} to answer on port {self.port}",
+            interval_s=0.02,
+        )
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"sshd for {self.name} exited: {self._log_tail()}")
+        return self._banner()
 
     def stop(self) -> None:
         """Power the host off: its sshd and every open session go, so the node is unreachable

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.ansible.process import job_processes
+from app.ansible import leftovers
 from app.config import Settings, load_settings
+from tests.polling import wait_until
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
@@ -63,39 +63,46 @@ def states(client: TestClient) -> dict[str, str]:
 
 def wait_finished(client: httpx.Client, job_id: int, timeout_s: float = 60) -> dict[str, Any]:
     """Poll the job until it has ended."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def finished() -> dict[str, Any] | None:
         job: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in FINISHED:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+        return job if job["status"] in FINISHED else None
+
+    return wait_until(finished, timeout_s=timeout_s, what=f"job {job_id} to finish")
 
 
 def wait_lines(client: TestClient, text: str, timeout_s: float = 30) -> dict[str, Any]:
     """Poll the active job until its log holds `text`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def printed() -> dict[str, Any] | None:
         response = client.get("/info/job/active")
-        if response.status_code == 200 and any(text in line for line in response.json()["logs"]):
-            return response.json()
-        time.sleep(0.05)
-    raise AssertionError(f"the active job never printed {text!r}")
+        if response.status_code != 200:
+            return None
+        job: dict[str, Any] = response.json()
+        return job if any(text in line for line in job["logs"]) else None
+
+    return wait_until(printed, timeout_s=timeout_s, what=f"the active job to print {text!r}")
+
+
+def job_processes(job_dir: Path) -> list[int]:
+    """The job's processes still running, as its runs recorded them, with their descendants."""
+    return sorted({pid for run_dir in job_dir.glob("*/") for pid in leftovers.running(run_dir)})
 
 
 def runner_pids(job_dir: Path) -> set[int]:
-    """The processes running ansible-runner for a job: the parents of its ansible-playbook."""
-    playbook = job_processes(job_dir)
-    return {parent_of(pid) for pid in playbook} - set(playbook)
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """The processes running ansible-runner for a job: each run's record names it first."""
+    return {
+        record[0][0]
+        for run_dir in job_dir.glob("*/")
+        if (record := leftovers.recorded(run_dir)) and record[0][0] in leftovers.running(run_dir)
+    }
 
 
 def wait_no_processes(job_dir: Path, timeout_s: float) -> None:
     """Poll until no process of the job is left."""
-    deadline = time.monotonic() + timeout_s
-    while left := job_processes(job_dir):
-        assert time.monotonic() < deadline, f"the job's processes run on: {left}"
-        time.sleep(0.1)
+    wait_until(
+        lambda: not job_processes(job_dir),
+        timeout_s=timeout_s,
+        what=f"the processes of {job_dir} to end",
+        interval_s=0.1,
+    )

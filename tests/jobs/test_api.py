@@ -104,7 +104,7 @@ def test_globals_persist_and_layer_between_settings_and_request(data_dir: Any, d
         def seen(body: dict[str, Any]) -> str:
             job = client.post("/commission/nodes", json=body).json()
             wait_finished(client, job["id"])
-            text = client.get("/info/job/last", params={"format": "text"}).text
+            text: str = client.get("/info/job/last", params={"format": "text"}).text
             return text.split("marker=")[1].split(" end")[0]
 
         assert client.get("/globals").json()["extra_vars"] == {}

@@ -21,12 +21,12 @@ import yaml
 from fastapi.testclient import TestClient
 
 from app.ansible import inventory, unsafe
-from app.ansible.process import job_processes
 from app.config import Settings, SettingsError, load_settings
-from app.jobs.variables import KNOBS
+from app.operator_vars import KNOBS
 from tests.jobs.conftest import (
     LOCAL_VARS,
     PLAYBOOKS,
+    job_processes,
     job_settings,
     local_node,
     register,
@@ -70,7 +70,8 @@ def timeline(client: TestClient, reason: str) -> list[dict[str, Any]]:
 
 
 def log_text(client: TestClient) -> str:
-    return client.get("/info/job/last", params={"format": "text", "color": "false"}).text
+    text: str = client.get("/info/job/last", params={"format": "text", "color": "false"}).text
+    return text
 
 
 # --- what an operator may send ------------------------------------------------------------------
@@ -324,7 +325,9 @@ def untagged_strings(text: str) -> list[str]:
                 walk(key)
                 walk(value)
 
-    walk(yaml.compose(text, Loader=yaml.SafeLoader))
+    document = yaml.compose(text, Loader=yaml.SafeLoader)
+    assert document is not None, "an empty document"
+    walk(document)
     return found
 
 

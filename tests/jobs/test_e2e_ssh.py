@@ -3,7 +3,6 @@ hosts on loopback (tests/hosts), with the simulated control plane of tests/hosts
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.ansible.process import job_processes
 from app.config import load_settings
 from app.main import create_app
-from tests.playbooks.conftest import FAST_JOIN
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture
-from tests.jobs.conftest import wait_finished
+from tests.jobs.conftest import job_processes, wait_finished
+from tests.playbooks.conftest import FAST_JOIN
+from tests.polling import wait_until
 
 
 @pytest.fixture
@@ -111,13 +110,12 @@ def test_cancel_over_ssh_leaves_no_process(
     hosts = ssh_hosts.start(2)
     client.post("/nodes", json=[h.node_body() for h in hosts]).raise_for_status()
     job = client.post("/commission/nodes", json={"nodes": [h.name for h in hosts]}).json()
-    deadline = time.monotonic() + 60
-    while True:
-        active = client.get("/info/job/active").json()
-        if sum(line.startswith("TASK [") for line in active["logs"]) >= 3:
-            break
-        assert time.monotonic() < deadline, "the job never got going"
-        time.sleep(0.05)
+
+    def tasks_started() -> int:
+        logs = client.get("/info/job/active").json()["logs"]
+        return sum(line.startswith("TASK [") for line in logs)
+
+    wait_until(lambda: tasks_started() >= 3, timeout_s=60, what="the job to reach its third task")
 
     canceled = client.post("/info/job/active/cancel").json()
     assert canceled["status"] == "canceled"

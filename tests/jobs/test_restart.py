@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.ansible.process import job_processes
-from tests.jobs.conftest import FINISHED, local_node, runner_pids, wait_no_processes
+from tests.jobs.conftest import (
+    job_processes,
+    local_node,
+    runner_pids,
+    wait_finished,
+    wait_no_processes,
+)
 from tests.jobs.daemon import Daemon
+from tests.polling import wait_until
 
 
 @pytest.fixture
@@ -43,14 +48,15 @@ def start_sleeping_job(daemon: Daemon) -> tuple[httpx.Client, dict[str, Any]]:
     return client, dict(job)
 
 
-def wait_for_line(client: httpx.Client, text: str) -> dict[str, object]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def wait_for_line(client: httpx.Client, text: str) -> dict[str, Any]:
+    def printed() -> dict[str, Any] | None:
         response = client.get("/info/job/active", params={"color": "false"})
-        if response.status_code == 200 and any(text in line for line in response.json()["logs"]):
-            return dict(response.json())
-        time.sleep(0.05)
-    raise AssertionError(f"no line with {text!r}")
+        if response.status_code != 200:
+            return None
+        job: dict[str, Any] = response.json()
+        return job if any(text in line for line in job["logs"]) else None
+
+    return wait_until(printed, timeout_s=30, what=f"the active job to print {text!r}")
 
 
 def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
@@ -81,10 +87,7 @@ def test_kill_9_mid_job_then_restart(daemon: Daemon) -> None:
     # And the daemon takes new jobs.
     again = client.post("/commission/nodes", json={"nodes": ["m1"]})
     assert again.status_code == 202
-    deadline = time.monotonic() + 60
-    while client.get(f"/jobs/{again.json()['id']}").json()["status"] not in FINISHED:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_finished(client, again.json()["id"], timeout_s=60)
 
 
 def test_kill_9_of_the_daemon_alone_stops_its_playbook(daemon: Daemon) -> None:

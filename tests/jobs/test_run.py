@@ -3,7 +3,6 @@ output. Real Ansible (local connection) under ansible-runner."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,17 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.ansible.process import job_processes
+from app.runtime import runtime_of
 from app.timeline.models import TimelineEvent
-from tests.jobs.conftest import local_node, register, states, wait_finished, wait_lines
+from tests.jobs.conftest import (
+    job_processes,
+    local_node,
+    register,
+    states,
+    wait_finished,
+    wait_lines,
+)
+from tests.polling import wait_until
 
 
 @pytest.fixture
@@ -24,7 +31,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 def timeline_reasons(client: TestClient, job_id: int) -> list[str]:
-    db = client.app.state.db  # type: ignore[attr-defined]
+    db = runtime_of(client.app).db
     with db.read() as session:
         query = sa.select(TimelineEvent.reason).where(TimelineEvent.job_id == job_id)
         return list(session.scalars(query.order_by(TimelineEvent.id)))
@@ -131,10 +138,12 @@ def test_cancel_leaves_no_ansible_process(admin: TestClient, data_dir: Any) -> N
     wait_lines(admin, "TASK [Wait]")
     job_dir = data_dir / "jobs" / str(job["id"])
     assert job_processes(job_dir), "ansible-playbook should be running"
-    deadline = time.monotonic() + 10
-    while not processes_running(b"sleep\x0061.37") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert processes_running(b"sleep\x0061.37"), "the task's own process should be running"
+    wait_until(
+        lambda: processes_running(b"sleep\x0061.37"),
+        timeout_s=10,
+        what="the task's own process (sleep 61.37) to run",
+        interval_s=0.02,
+    )
 
     canceled = admin.post("/info/job/active/cancel")
     assert canceled.status_code == 200

@@ -23,13 +23,13 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.playbooks.conftest import FAST_JOIN
 from tests.hosts.cluster import fakek8s
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture
 from tests.hosts.sshd import REPO
 from tests.jobs.conftest import wait_finished
 from tests.jobs.daemon import CLUSTERM, Daemon
+from tests.playbooks.conftest import FAST_JOIN
 
 # The two files a job must hand its secrets to Ansible in; they are private instead.
 INPUTS = ("inventory/hosts.yml", "env/extravars")

@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from app.auth import service as auth
 from app.config import Settings
 from app.db import Database
+from app.timeline import service as timeline
 from tests.jobs.conftest import local_node, wait_lines
-from tests.timeline.conftest import ENDS_WITHIN_S, Live, Message, SseReader, serve, wait_for
+from tests.polling import wait_until
+from tests.timeline.conftest import ENDS_WITHIN_S, Live, Message, SseReader, serve
 
 
 def read_events(client: TestClient, **kwargs: Any) -> list[dict[str, str]]:
@@ -79,7 +81,7 @@ def test_stream_resumes_after_last_event_id(admin: TestClient) -> None:
 def live(settings: Settings) -> Iterator[Live]:
     """The daemon with room for two followers, a local master node, and a viewer token."""
     with serve(settings.model_copy(update={"max_stream_followers": 2})) as url:
-        db = Database(settings.effective_database_url)
+        db = timeline.attach(Database(settings.effective_database_url))
         tokens = {"admin": settings.admin_token_file.read_text().strip()}
         with db.write() as session:
             tokens["viewer"] = auth.create_token(session=session, name="viewer", role="viewer")
@@ -120,7 +122,7 @@ def test_a_job_stream_ends_when_its_token_is_revoked(live: Live) -> None:
     body = json.loads(msg.data)
     assert body["error"] == "Unauthorized"
     assert "stream ended" in body["message"]
-    wait_for(reader.stopped.is_set, 2, "the server to close the stream")
+    wait_until(reader.stopped.is_set, timeout_s=2, what="the server to close the stream")
     with live.http("admin") as http:
         assert http.get("/info/job/active").json()["status"] == "running"  # the job goes on
 
@@ -142,11 +144,11 @@ def test_the_follower_cap_counts_job_and_timeline_streams_together(live: Live) -
     # The job's end ends its stream, and its place is free again.
     while (msg := job_reader.take(30)).event != "status":
         assert msg.event in ("line", "gap")
-    wait_for(job_reader.stopped.is_set, 5, "the job stream to end")
+    wait_until(job_reader.stopped.is_set, timeout_s=5, what="the job stream to end")
 
     def admitted() -> bool:
         with live.http() as http, http.stream("GET", "/info/timeline/stream") as response:
             return response.status_code == 200
 
-    wait_for(admitted, 10, "the job stream's place to free up")
+    wait_until(admitted, timeout_s=10, what="the job stream's place to free up")
     timeline_reader.close()

@@ -20,7 +20,7 @@ _NEXT_TO_PYTHON = Path(sys.executable).parent / "ansible-playbook"
 ANSIBLE_PLAYBOOK = str(_NEXT_TO_PYTHON) if _NEXT_TO_PYTHON.exists() else "ansible-playbook"
 
 # Short windows for tests; the product defaults are in ansible/group_vars/all.yml.
-FAST_JOIN = {
+FAST_JOIN: dict[str, Any] = {
     "clusterm_join_retries": 2,
     "clusterm_join_stability_window": 2,
     "clusterm_join_poll": 0.3,

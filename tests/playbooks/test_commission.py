@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.playbooks.conftest import run_playbook
 from tests.hosts.fixture import SshHosts
+from tests.playbooks.conftest import run_playbook
 
 
 def _host_state(root: Path) -> dict[str, Any]:

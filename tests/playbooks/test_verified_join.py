@@ -1,10 +1,11 @@
-"""The verified join (issue 6) over real SSH: a simulated cloud node controller deletes freshly
-joined Nodes, and the commission playbook retries within its bounds and says what happened."""
+"""The verified join (docs/contracts.md#vanishing-node) over real SSH: a simulated cloud node
+controller deletes freshly joined Nodes, and the commission playbook retries within its bounds and
+says what happened."""
 
 from __future__ import annotations
 
-from tests.playbooks.conftest import FAST_JOIN, run_playbook
 from tests.hosts.fixture import SshHosts
+from tests.playbooks.conftest import FAST_JOIN, run_playbook
 
 RETRIES = FAST_JOIN["clusterm_join_retries"]
 

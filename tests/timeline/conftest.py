@@ -6,8 +6,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from app.config import Settings
 from app.db import Database, upgrade
 from app.main import create_app
 from app.timeline import service as timeline
+from tests.polling import wait_until
 
 # How soon an open stream ends after its token is revoked: a check every RECHECK_S, each through a
 # token cache entry at most TokenCache.TTL_S old; one more second for a loaded machine.
@@ -38,21 +38,11 @@ def write_events(db: Database, count: int, **fields: Any) -> list[int]:
         return [e.id for e in events]
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture
 def store(db_url: str) -> Iterator[Database]:
     """A migrated database without the daemon: for the service-level tests."""
     upgrade(db_url)
-    database = Database(db_url)
+    database = timeline.attach(Database(db_url))
     yield database
     database.dispose()
 
@@ -82,7 +72,7 @@ def serve(settings: Settings) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: server.started, 30, "the daemon to start")
+        wait_until(lambda: server.started, timeout_s=30, what="the daemon to start")
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -97,7 +87,7 @@ def live(settings: Settings) -> Iterator[Live]:
         update={"timeline_stream_ping_s": 0.3, "timeline_stream_poll_s": 0.2}
     )
     with serve(fast) as url:
-        db = Database(fast.effective_database_url)
+        db = timeline.attach(Database(fast.effective_database_url))
         tokens = {"admin": fast.admin_token_file.read_text().strip()}
         with db.write() as session:
             tokens["viewer"] = auth.create_token(session=session, name="viewer", role="viewer")
@@ -184,7 +174,7 @@ class SseReader:
             ) from None
 
     def take_events(self, count: int, timeout: float = 10.0) -> list[Message]:
-        out = []
+        out: list[Message] = []
         while len(out) < count:
             msg = self.take(timeout)
             if msg.event == "message":
@@ -197,9 +187,9 @@ class SseReader:
 
     def ready(self) -> None:
         """Wait for the stream's opening comment: events committed from now on will arrive."""
-        wait_for(
+        wait_until(
             lambda: any(c.startswith("following") for c in self.comments) or self.error,
-            10,
-            "the stream to open",
+            timeout_s=10,
+            what="the stream to open",
         )
         assert self.error is None, self.error

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from app.db import Database
 from app.nodes import service as nodes
-from app.nodes.lifecycle import Event
 from app.nodes.models import Node
 from app.nodes.schemas import NodeCreate, NodeUpdate
+from app.nodes.vocabulary import Event, State
 from app.timeline import service as timeline
 from app.timeline.filters import TimelineFilter
 from app.timeline.models import TimelineEvent
+from app.timeline.vocabulary import Result
 from tests.timeline.conftest import write_events
 
 
@@ -55,10 +56,10 @@ def test_node_link_and_name_and_history_outlive_the_node(store: Database) -> Non
         node_id = node.id
     with store.write() as session:  # by name: the link is resolved
         timeline.record_event(
-            session=session, action="probe", reason="Probed", result="succeeded", node="n1"
+            session=session, action="probe", reason="Probed", result=Result.SUCCEEDED, node="n1"
         )
         timeline.record_event(
-            session=session, action="probe", reason="Probed", result="failed", node="ghost"
+            session=session, action="probe", reason="Probed", result=Result.FAILED, node="ghost"
         )
     linked = events(store, action="probe")
     assert [(e.node_name, e.node_id) for e in linked] == [("n1", node_id), ("ghost", None)]
@@ -97,7 +98,7 @@ def test_maintenance_transition_records_from_and_to(store: Database) -> None:
         [node] = nodes.register_nodes(
             session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")], actor="ops"
         )
-        node.state = "commissioned"
+        node.state = State.COMMISSIONED
     with store.write() as session:
         nodes.set_maintenance(session=session, name="n1", enabled=True, actor="ops")
     with store.write() as session:

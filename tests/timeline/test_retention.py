@@ -11,11 +11,13 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.db import Database, utcnow
 from app.main import create_app
+from app.runtime import runtime_of
 from app.timeline import retention
 from app.timeline import service as timeline
 from app.timeline.filters import TimelineFilter
 from app.timeline.models import TimelineEvent
-from tests.timeline.conftest import wait_for, write_events
+from tests.polling import wait_until
+from tests.timeline.conftest import write_events
 
 
 def kept(db: Database, **where: object) -> list[int]:
@@ -70,9 +72,11 @@ def test_the_daemon_purges_in_the_background(settings: Settings) -> None:
         update={"timeline_max_events": 1000, "timeline_purge_interval_s": 0.1}
     )
     with TestClient(create_app(fast)) as client:
-        db: Database = client.app.state.db  # type: ignore[attr-defined]
+        db: Database = runtime_of(client.app).db
         ids = write_events(db, 1200)
-        wait_for(lambda: len(kept(db, audit=False)) == 1000, 20, "the background purge")
+        wait_until(
+            lambda: len(kept(db, audit=False)) == 1000, timeout_s=20, what="the background purge"
+        )
         assert kept(db, audit=False) == ids[-1000:]
         assert len(kept(db, audit=True)) == 1  # the bootstrap token's event: not theirs to cap
 

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from app.timeline import retention
 from app.timeline.models import TimelineEvent
 from tests.conftest import node_body
-from tests.timeline.conftest import Live, SseReader, wait_for, write_events
+from tests.polling import wait_until
+from tests.timeline.conftest import Live, SseReader, write_events
 
 CLUSTERM = str(Path(sys.executable).parent / "clusterm")  # the installed command
 
@@ -32,7 +33,7 @@ def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(live: Live) -> No
     for _ in range(3):  # live events, each its own transaction
         write_events(live.db, 1)
     live_part = first.take_events(2)  # the reader disconnects after its 8th event
-    wait_for(first.stopped.is_set, what="the first reader to disconnect")
+    wait_until(first.stopped.is_set, timeout_s=10, what="the first reader to disconnect")
     seen = [int(m.id or 0) for m in backlog + live_part]
     assert len(seen) == 8
 
@@ -69,7 +70,9 @@ def test_stream_without_cursor_starts_at_the_head_and_filters(live: Live) -> Non
 def test_keep_alive_comments_while_idle(live: Live) -> None:
     reader = SseReader(live)
     reader.ready()
-    wait_for(lambda: any(c.startswith("ping") for c in reader.comments), 5, "a keep-alive")
+    wait_until(
+        lambda: any(c.startswith("ping") for c in reader.comments), timeout_s=5, what="a keep-alive"
+    )
     reader.close()
 
 

@@ -15,12 +15,13 @@ from app import streams
 from app.auth import service as auth
 from app.config import Settings
 from app.db import Database, utcnow
+from app.timeline import service as timeline
+from tests.polling import wait_until
 from tests.timeline.conftest import (
     ENDS_WITHIN_S,
     Live,
     SseReader,
     serve,
-    wait_for,
     write_events,
 )
 
@@ -33,7 +34,7 @@ def ended_with_error(reader: SseReader, timeout: float) -> dict[str, object]:
         if msg.event == "error":
             break
         assert msg.event == "message", msg  # nothing else comes before the end
-    wait_for(reader.stopped.is_set, 2, "the server to close the stream")
+    wait_until(reader.stopped.is_set, timeout_s=2, what="the server to close the stream")
     assert reader.messages.empty()
     body: dict[str, object] = json.loads(msg.data)
     return body
@@ -94,7 +95,7 @@ def capped(settings: Settings) -> Iterator[Live]:
     """The daemon with room for two followers."""
     small = settings.model_copy(update={"max_stream_followers": 2, "timeline_stream_ping_s": 0.3})
     with serve(small) as url:
-        db = Database(small.effective_database_url)
+        db = timeline.attach(Database(small.effective_database_url))
         tokens = {"viewer": ""}
         with db.write() as session:
             tokens["viewer"] = auth.create_token(session=session, name="viewer", role="viewer")
@@ -124,7 +125,7 @@ def test_followers_beyond_the_cap_get_503_with_retry_after(capped: Live) -> None
             with http.stream("GET", "/info/timeline/stream") as response:
                 return response.status_code == 200
 
-        wait_for(admitted, 10, "a place to free up")
+        wait_until(admitted, timeout_s=10, what="a place to free up")
     second.close()
 
 

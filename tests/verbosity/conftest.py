@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.db import Database
 from app.nodes.models import Node
+from app.runtime import runtime_of
 from tests.conftest import node_body
 from tests.verbosity.emulator import Emulator
 
@@ -112,7 +113,7 @@ def register(
 
 def set_state(client: TestClient, state: str, *names: str) -> None:
     """Put nodes in a lifecycle state directly (the jobs that move them need real hosts)."""
-    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    db: Database = runtime_of(client.app).db
     with db.write() as session:
         session.execute(sa.update(Node).where(Node.name.in_(names)).values(state=state))
 

@@ -2,8 +2,8 @@
 
 One uvicorn server listens on many loopback sockets; each socket is one component on one node
 (an `Endpoint`) with its own level, token, mode and delay. The handler implements the contract
-in docs/verbosity.md byte for byte, as k8s.io/apiserver's `StringFlagPutHandler` with
-component-base's `GlogSetter` (Kubernetes 1.27+) writes it: `text/plain`,
+in docs/contracts.md#flags-endpoint byte for byte, as k8s.io/apiserver's `StringFlagPutHandler`
+with component-base's `GlogSetter` (Kubernetes 1.27+) writes it: `text/plain`,
 `X-Content-Type-Options: nosniff`, the text plus a newline (Go's `fmt.Fprintln`). It is written
 from the contract, not from clusterm's code, so a mistake in clusterm's parsing cannot hide behind
 the same mistake here.
@@ -18,7 +18,6 @@ import asyncio
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any
 
 import trustme
 import uvicorn
+
+from tests.polling import wait_until
 
 MAX_ACCEPTED = 2147483647
 RELAY_RE = re.compile(r"^/api/v1/nodes/([a-z0-9.-]+)/proxy(/debug/flags/v)$")
@@ -142,12 +143,14 @@ class Emulator:
             target=self._server.run, kwargs={"sockets": self._sockets}, daemon=True
         )
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert self._thread.is_alive(), "the emulator failed to start"
-            assert time.monotonic() < deadline, "the emulator did not start within 10 s"
-            time.sleep(0.01)
+        wait_until(self._started, timeout_s=10, what="the emulator to start", interval_s=0.01)
         return self
+
+    def _started(self) -> bool:
+        assert self._server is not None
+        assert self._thread is not None
+        assert self._thread.is_alive(), "the emulator failed to start"
+        return self._server.started
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:

@@ -21,9 +21,9 @@ from app.nodes.models import Node
 from app.nodes.schemas import check_address
 from app.verbosity.forward import Forwarder, Profile
 from app.verbosity.registry import Registry, Target
+from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, register
 from tests.verbosity.emulator import Emulator, Trap, free_port
-from tests.verbosity.test_own import wait_for
 from tests.verbosity.test_reverts import events, known
 
 
@@ -148,17 +148,37 @@ def test_bad_rows_cost_their_own_target_only(
     assert admin.get("/verbosity", params={"node": "n2"}).status_code == 200
 
     # The revert worker runs the good revert and keeps retrying the bad one.
-    wait_for(lambda: endpoints["n1"].level == 2)
-    wait_for(lambda: known(admin)["n2"]["revert_attempts"] >= 1)
+    wait_until(
+        lambda: endpoints["n1"].level == 2, timeout_s=10, what="n1's component back at level 2"
+    )
+    wait_until(
+        lambda: known(admin)["n2"]["revert_attempts"] >= 1,
+        timeout_s=10,
+        what="a revert attempt on n2",
+    )
     assert "has the address" in known(admin)["n2"]["last_error"]
     assert endpoints["n2"].level == 5
     # n3's vars hold no port override any more: the default port is tried, not the emulator.
-    wait_for(lambda: known(admin)["n3"]["revert_attempts"] >= 1)
-    wait_for(lambda: known(admin)["n4"]["revert_attempts"] >= 1)
+    wait_until(
+        lambda: known(admin)["n3"]["revert_attempts"] >= 1,
+        timeout_s=10,
+        what="a revert attempt on n3",
+    )
+    wait_until(
+        lambda: known(admin)["n4"]["revert_attempts"] >= 1,
+        timeout_s=10,
+        what="a revert attempt on n4",
+    )
     assert "zone id" in known(admin)["n4"]["last_error"]
     assert admin.patch("/nodes/n2", json={"address": "127.0.0.1"}).status_code == 200
-    wait_for(lambda: endpoints["n2"].level == 2, timeout=15)
-    wait_for(lambda: known(admin)["n2"]["reverts_at"] is None)
+    wait_until(
+        lambda: endpoints["n2"].level == 2, timeout_s=15, what="n2's component back at level 2"
+    )
+    wait_until(
+        lambda: known(admin)["n2"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n2's revert recorded as done",
+    )
     retried = [e for e in events(admin, reason="VerbosityReverted") if e["node"] == "n2"]
     assert [e["result"] for e in retried][-1] == "retrying"  # newest first
     assert retried[0]["result"] == "succeeded"

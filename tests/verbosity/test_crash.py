@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.nodes.models import Node
+from app.timeline import service as timeline
 from tests.jobs.daemon import Daemon
+from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, Pki, component_settings, register
 from tests.verbosity.emulator import Emulator, Endpoint
-from tests.verbosity.test_own import wait_for
 
 KUBELET = "/proxy/kubelet/n1/debug/flags/v"
 
@@ -63,7 +64,7 @@ def commissioned_node(client: httpx.Client, db_url: str, endpoint: Endpoint) -> 
     variables = {"clusterm_verbosity": {"kubelet": {"port": endpoint.port}}}
     r = client.post("/nodes", json={"name": "n1", "address": "127.0.0.1", "vars": variables})
     assert r.status_code == 201, r.text
-    db = Database(db_url)
+    db = timeline.attach(Database(db_url))
     try:
         with db.write() as session:
             session.execute(sa.update(Node).values(state="commissioned"))
@@ -89,7 +90,9 @@ def kill_while_held(
     endpoint.delay_s = 60.0
     with ThreadPoolExecutor(1) as pool:
         answer = held_put(client, pool, ttl)
-        wait_for(lambda: endpoint.puts == puts + 1)
+        wait_until(
+            lambda: endpoint.puts == puts + 1, timeout_s=10, what="one more PUT to the component"
+        )
         assert endpoint.level == 6  # the component took it; its answer is held
         row = known(client)["n1"]
         daemon.stop(signal.SIGKILL)
@@ -123,8 +126,12 @@ def test_a_change_killed_in_flight_is_reverted_after_the_restart(
     assert row["last_error"].startswith("in flight: V6 sent by admin")
 
     client = daemon.start()
-    wait_for(lambda: endpoint.level == 2, timeout=40)
-    wait_for(lambda: known(client)["n1"]["reverts_at"] is None)
+    wait_until(lambda: endpoint.level == 2, timeout_s=40, what="the component back at level 2")
+    wait_until(
+        lambda: known(client)["n1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n1's revert recorded as done",
+    )
     row = known(client)["n1"]
     assert (row["level"], row["previous_level"], row["last_error"]) == (2, 6, None)
     reverted = events(client, reason="VerbosityReverted")
@@ -150,8 +157,12 @@ def test_a_permanent_change_killed_in_flight_keeps_the_pending_revert(
     assert (row["level"], row["revert_to"], row["reverts_at"]) == (6, 2, pending)
 
     client = daemon.start()
-    wait_for(lambda: endpoint.level == 2, timeout=40)
-    wait_for(lambda: known(client)["n1"]["reverts_at"] is None)
+    wait_until(lambda: endpoint.level == 2, timeout_s=40, what="the component back at level 2")
+    wait_until(
+        lambda: known(client)["n1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n1's revert recorded as done",
+    )
 
 
 # --- what each outcome leaves, in process -------------------------------------------------------
@@ -190,8 +201,12 @@ def test_a_change_with_no_answer_is_reverted_at_once(
     kubelet.delay_s = 0.0
     # The component may have taken it (this one did): the revert puts back the level before.
     assert kubelet.level == 6
-    wait_for(lambda: kubelet.level == 2)
-    wait_for(lambda: known(admin)["n1"]["reverts_at"] is None)
+    wait_until(lambda: kubelet.level == 2, timeout_s=10, what="the kubelet back at level 2")
+    wait_until(
+        lambda: known(admin)["n1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n1's revert recorded as done",
+    )
     row = known(admin)["n1"]
     assert (row["level"], row["last_error"]) == (2, None)
     set_event = events(admin, reason="VerbositySet")[0]

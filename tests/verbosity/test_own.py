@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, register
 from tests.verbosity.emulator import Emulator
 
 OWN = "/debug/flags/v"
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_put_follows_the_kubernetes_contract(admin: TestClient) -> None:
@@ -57,7 +50,9 @@ def test_get_shows_the_level_to_a_viewer_and_put_needs_an_operator(
 def test_ttl_reverts_by_itself_and_is_audited(admin: TestClient) -> None:
     assert admin.put(OWN, content=b"5", params={"ttl": "1s"}).status_code == 200
     assert admin.get(OWN).text == "5\n"
-    wait_for(lambda: admin.get(OWN).text == "2\n")
+    wait_until(
+        lambda: admin.get(OWN).text == "2\n", timeout_s=10, what="clusterm's own level back at 2"
+    )
 
     def timeline() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = admin.get(
@@ -66,7 +61,11 @@ def test_ttl_reverts_by_itself_and_is_audited(admin: TestClient) -> None:
         return items
 
     # The revert is recorded just after the level drops (a task of its own).
-    wait_for(lambda: any(e["reason"] == "VerbosityReverted" for e in timeline()))
+    wait_until(
+        lambda: any(e["reason"] == "VerbosityReverted" for e in timeline()),
+        timeout_s=10,
+        what="a VerbosityReverted event",
+    )
     events = timeline()
     reasons = [(e["reason"], e["from_state"], e["to_state"], e["actor"]) for e in events]
     assert ("VerbosityReverted", "5", "2", "clusterm") in reasons

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, register, set_state
 from tests.verbosity.emulator import Emulator
-from tests.verbosity.test_own import wait_for
 
 
 def setup_nodes(
@@ -54,8 +54,12 @@ def test_a_ttl_reverts_to_the_level_before(
     assert nodes["n1"].level == 5
     row = known(admin)["n1"]
     assert (row["level"], row["revert_to"], row["set_by"]) == (5, 2, "admin")
-    wait_for(lambda: nodes["n1"].level == 2)
-    wait_for(lambda: known(admin)["n1"]["reverts_at"] is None)
+    wait_until(lambda: nodes["n1"].level == 2, timeout_s=10, what="n1's component back at level 2")
+    wait_until(
+        lambda: known(admin)["n1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n1's revert recorded as done",
+    )
     row = known(admin)["n1"]
     assert (row["level"], row["previous_level"], row["set_by"]) == (2, 5, "clusterm")
     reverted = events(admin, reason="VerbosityReverted")
@@ -86,8 +90,13 @@ def test_a_new_change_replaces_the_pending_revert(
     change(admin, ["n1", "n2"], 4, "1h")
     change(admin, ["n1"], 6, "1s")  # replaces n1's revert, keeps its destination (3, not 4)
     change(admin, ["n2"], 5, "0")  # a permanent change cancels n2's revert
-    wait_for(lambda: nodes["n1"].level == 3)
-    wait_for(lambda: known(admin)["n1"]["reverts_at"] is None)  # recorded after it is sent
+    wait_until(lambda: nodes["n1"].level == 3, timeout_s=10, what="n1's component at level 3")
+    # The level is recorded after it is sent: wait for the record too.
+    wait_until(
+        lambda: known(admin)["n1"]["reverts_at"] is None,
+        timeout_s=10,
+        what="n1's revert recorded as done",
+    )
     rows = known(admin)
     assert (rows["n1"]["level"], rows["n1"]["reverts_at"]) == (3, None)
     assert (rows["n2"]["level"], rows["n2"]["reverts_at"], rows["n2"]["revert_to"]) == (
@@ -108,9 +117,15 @@ def test_a_pending_revert_survives_a_restart(
     assert nodes["n1"].level == 5
     puts_before = nodes["n1"].puts
     with TestClient(create_app(settings), headers=dict(admin.headers)) as second:
-        wait_for(lambda: nodes["n1"].level == 2)
+        wait_until(
+            lambda: nodes["n1"].level == 2, timeout_s=10, what="n1's component back at level 2"
+        )
         assert nodes["n1"].puts == puts_before + 1
-        wait_for(lambda: known(second)["n1"]["reverts_at"] is None)
+        wait_until(
+            lambda: known(second)["n1"]["reverts_at"] is None,
+            timeout_s=10,
+            what="n1's revert recorded as done",
+        )
         assert len(events(second, reason="VerbosityReverted")) == 1
 
 
@@ -120,7 +135,11 @@ def test_a_failed_revert_is_retried_and_audited(
     nodes = setup_nodes(admin, emulators, "n1")
     change(admin, ["n1"], 4, "1s")
     nodes["n1"].mode = "disabled"
-    wait_for(lambda: known(admin)["n1"]["revert_attempts"] >= 1)
+    wait_until(
+        lambda: known(admin)["n1"]["revert_attempts"] >= 1,
+        timeout_s=10,
+        what="a revert attempt on n1",
+    )
     row = known(admin)["n1"]
     assert row["reverts_at"] is not None
     assert "kubelet debug flags handler is disabled" in row["last_error"]
@@ -128,8 +147,12 @@ def test_a_failed_revert_is_retried_and_audited(
     assert retrying[0]["severity"] == "warning"
     assert retrying[0]["attempt"] >= 1
     nodes["n1"].mode = "ok"
-    wait_for(lambda: nodes["n1"].level == 2)
-    wait_for(lambda: known(admin)["n1"]["last_error"] is None)
+    wait_until(lambda: nodes["n1"].level == 2, timeout_s=10, what="n1's component back at level 2")
+    wait_until(
+        lambda: known(admin)["n1"]["last_error"] is None,
+        timeout_s=10,
+        what="n1's last_error cleared",
+    )
 
 
 def test_delete_reverts_now(admin: TestClient, emulators: Callable[..., Emulator]) -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """TEST ONLY: the demo's simulated kubeadm/kubectl plus a simulated cloud node controller.
 
-The field failure described in README.md ("Nodes that join and then vanish"): a Node registers,
-then the cloud provider's node lifecycle controller deletes it because the cloud does not know a
-machine of that name. The switch is kept in the cluster's state (set it with
+The field failure described in docs/contracts.md#vanishing-node: a Node registers, then the
+cloud provider's node lifecycle controller deletes it because the cloud does not know a machine of
+that name. The switch is kept in the cluster's state (set it with
 `FakeCluster.vanish()` from tests/hosts/cluster.py):
 
     state["cloud"] = {"vanish": {"<node>": {"joins": K, "after": SECONDS}},
