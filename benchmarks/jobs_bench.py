@@ -37,11 +37,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.ansible.env import ansible_env  # noqa: E402
 from app.ansible.logbuffer import LogBuffer  # noqa: E402
 from app.ansible.runner import event_handler, run_playbook  # noqa: E402
 from app.ansible.spec import RunSpec  # noqa: E402
-from app.config import load_settings  # noqa: E402
 
 PLAYBOOKS = REPO / "tests" / "jobs" / "playbooks"
 DOC = REPO / "docs" / "benchmarks.md"
@@ -511,6 +509,11 @@ def main() -> None:
 
 
 def bench_overhead_runs(work: Path, daemon: Daemon, runs: int) -> dict[str, float]:
+    # Here, not at the top: the polling clients are spawned processes that import this module,
+    # and twenty imports of the settings would only slow the benchmark down.
+    from app.ansible.env import ansible_env
+    from app.config import load_settings
+
     hosts = [f"h{i:02d}" for i in range(20)]
     inv = work / "inventory.yml"
     env = {**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"}
