@@ -119,15 +119,6 @@ def test_a_pid_given_to_another_process_since_is_left_alone(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path / "data", tmp_path / "stderr.log")
-    try:
-        yield d
-    finally:
-        d.close()
-
-
-@pytest.fixture
 def reader() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started

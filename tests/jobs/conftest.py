@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -14,6 +15,9 @@ from fastapi.testclient import TestClient
 from app.ansible import leftovers
 from app.config import Settings, load_settings
 from tests.polling import wait_until
+
+if TYPE_CHECKING:
+    from tests.jobs.daemon import Daemon
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
@@ -106,3 +110,15 @@ def wait_no_processes(job_dir: Path, timeout_s: float) -> None:
         what=f"the processes of {job_dir} to end",
         interval_s=0.1,
     )
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A real `clusterm serve` on the test's own data dir, stopped at the end of the test."""
+    from tests.jobs.daemon import Daemon  # here: that module imports this one
+
+    d = Daemon(tmp_path / "data", tmp_path / "stderr.log")
+    try:
+        yield d
+    finally:
+        d.close()

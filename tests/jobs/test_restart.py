@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ def db_url(tmp_path: Path) -> str:
     # A real daemon process each time: SQLite only to keep CI fast (the store itself is covered
     # on both backends by the API tests).
     return f"sqlite:///{tmp_path / 'clusterm.db'}"
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path / "data", tmp_path / "stderr.log")
-    try:
-        yield d
-    finally:
-        d.close()
 
 
 def start_sleeping_job(daemon: Daemon) -> tuple[httpx.Client, dict[str, Any]]:
