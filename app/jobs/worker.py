@@ -13,7 +13,6 @@ job turns into the last one.
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -31,23 +30,18 @@ from app.config import Settings
 from app.db import Database
 from app.errors import JobActive, Misconfigured, NotFound, Unavailable
 from app.jobs import service as jobs
+from app.jobs.joins import JoinRecorder
 from app.jobs.models import Job
 from app.jobs.vocabulary import Kind, Status
 from app.nodes import service as nodes
 from app.nodes.vocabulary import HostGroup
 from app.timeline import service as timeline
-from app.timeline.vocabulary import Result, Severity
+from app.timeline.vocabulary import Result
 
 log = logging.getLogger("clusterm.jobs")
 
 DRAIN_WARN_S = 10.0
 CLEANUP_MARKER = "==== clusterm: cleanup of the failed hosts ({hosts}) with {playbook} ===="
-# A join attempt that failed but will be retried is a warning; the last one failing is an error.
-_ATTEMPT_SEVERITY = {
-    Result.SUCCEEDED: Severity.INFO,
-    Result.RETRYING: Severity.WARNING,
-    Result.FAILED: Severity.ERROR,
-}
 
 
 @dataclass
@@ -283,70 +277,27 @@ class JobManager:
         extra_vars = run.extra_vars
         if name == "cleanup":
             extra_vars = {**extra_vars, "clusterm_job_kind": "cleanup"}
-        # Join attempts reach the timeline while the job runs. runner's read loop only enqueues
-        # them (a database write there would slow Ansible); this thread records them.
-        reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
-        recorder = threading.Thread(
-            target=self._record_reports, args=(run, reports), name=f"job-{run.row.id}-reports"
-        )
-        recorder.start()
+        # Join attempts reach the timeline while the job runs (app.jobs.joins).
         try:
-            spec = RunSpec(
-                private_data_dir=run_dir,
-                playbook=playbook,
-                inventory=inv_path,
-                extra_vars=extra_vars,
-                env=ansible_env(self.settings),
-                timeout_s=self.settings.job_timeout_s,
-                wants_reports=True,
-            )
-            return process.run_playbook(
-                spec,
-                on_output=run.log.append_text,
-                should_cancel=lambda: run.cancel_requested_by is not None,
-                on_report=lambda task, res: reports.put((task, res)),
-            )
+            with JoinRecorder(db=self.db, job=run.row) as joins:
+                spec = RunSpec(
+                    private_data_dir=run_dir,
+                    playbook=playbook,
+                    inventory=inv_path,
+                    extra_vars=extra_vars,
+                    env=ansible_env(self.settings),
+                    timeout_s=self.settings.job_timeout_s,
+                    wants_reports=True,
+                )
+                return process.run_playbook(
+                    spec,
+                    on_output=run.log.append_text,
+                    should_cancel=lambda: run.cancel_requested_by is not None,
+                    on_report=joins.report,
+                )
         finally:
-            reports.put(None)
-            recorder.join(timeout=30)
             # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
             leftovers.kill_leftovers(run_dir)
-
-    def _record_reports(
-        self, run: JobRun, reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None]
-    ) -> None:
-        while (item := reports.get()) is not None:
-            task, res = item
-            attempt = res.get("clusterm_join_attempt")
-            if task != "clusterm join attempt" or not isinstance(attempt, dict):
-                continue
-            try:
-                self._record_attempt(run, attempt)
-            except Exception:
-                # A report that cannot be recorded must not stop the job; the log has it.
-                log.exception("could not record a join attempt of job %s", run.row.id)
-
-    def _record_attempt(self, run: JobRun, attempt: dict[str, Any]) -> None:
-        number, of = int(attempt.get("attempt") or 0), int(attempt.get("of") or 0)
-        joined = attempt.get("outcome") == "joined"
-        result = Result.SUCCEEDED if joined else (Result.RETRYING if number < of else Result.FAILED)
-        reason = str(attempt.get("reason") or "").strip() or "NodeJoined"
-        duration = attempt.get("duration_s")
-        with self.db.write() as session:
-            timeline.record_event(
-                session=session,
-                action=run.row.kind,
-                reason=reason,
-                result=result,
-                severity=_ATTEMPT_SEVERITY[result],
-                node=str(attempt.get("node") or "") or None,
-                actor=run.row.actor,
-                job_id=run.row.id,
-                attempt=number or None,
-                duration_ms=int(float(duration) * 1000) if duration not in (None, "") else None,
-                note=str(attempt.get("summary") or attempt.get("detail") or ""),
-                details={k: v for k, v in attempt.items() if k != "summary"},
-            )
 
     def _cleanup(
         self, run: JobRun, inv: dict[str, Any], hosts: dict[str, dict[str, int]], status: Status
