@@ -5,7 +5,9 @@ inventory file or an extra-vars file holds. Node names, addresses, node vars, gl
 request's extra vars all come through the API, so an address like `{{ lookup('pipe', ...) }}`
 would run a command on the daemon's host. ansible-core's `!unsafe` tag marks a string as data:
 it is passed on as it is, at every depth, however a playbook uses it. Every string and every
-mapping key written here carries it; numbers, booleans and nulls cannot hold a template.
+mapping key written here carries it, but for strings that unquoted YAML would read as another
+type, which cannot hold a template either (see `_represent_str`); numbers, booleans and nulls
+cannot hold one.
 
 The playbooks and their own `group_vars` stay the place for templates.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 UNSAFE_TAG = "!unsafe"
+_STR = "tag:yaml.org,2002:str"
 
 _Base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -31,7 +34,13 @@ class _UnsafeDumper(_Base):  # type: ignore[misc, valid-type]
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # The explicit tag makes the scalar a string whatever it looks like ("yes", "1", "null").
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != _STR:  # type: ignore[no-untyped-call]
+        # A string YAML would read as another type unquoted ("", "null", "yes", "1", a date):
+        # ansible-core reads it so even tagged `!unsafe` (docs/contracts.md#unsafe-scalars).
+        # Quoted and untagged it stays a string; such strings match narrow patterns (words,
+        # numbers, dates) that hold no template syntax, so there is nothing to mark as data.
+        return dumper.represent_scalar(_STR, value, style="'")
+    # Everything else is data to Ansible, however a playbook uses it.
     return dumper.represent_scalar(UNSAFE_TAG, str(value), style="'")
 
 
@@ -41,7 +50,7 @@ _UnsafeDumper.add_multi_representer(str, _represent_str)
 
 
 def dump(data: Any) -> str:
-    """`data` as YAML with every string and mapping key tagged `!unsafe`."""
+    """`data` as YAML, every string and mapping key that could hold a template tagged `!unsafe`."""
     return yaml.dump(data, Dumper=_UnsafeDumper, sort_keys=False, allow_unicode=True, width=4096)
 
 

@@ -284,6 +284,51 @@ def test_an_untagged_file_would_run_the_template(markers: Path, tmp_path: Path) 
     assert list(markers.iterdir()) == []
 
 
+def test_tagged_values_reach_a_playbook_as_the_same_strings(tmp_path: Path) -> None:
+    """Tagging must not change a value: ansible-core types a tagged scalar as YAML would an
+    unquoted one (`!unsafe ''` is null, which broke `| length` in the shipped playbooks), so
+    strings that look like other types must still arrive as the same strings."""
+    values = {
+        "empty": "",
+        "null_word": "null",
+        "yes_word": "yes",
+        "digits": "1",
+        "a_float": "1.5",
+        "a_date": "2001-12-14",
+        "text": "x",
+        "braces": "{{ not evaluated }}",
+    }
+    playbook = tmp_path / "types.yml"
+    checks = [f"{name} is string and {name} == {value!r}" for name, value in values.items()]
+    checks[-1] = "braces is string and braces | length == 19"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"ansible.builtin.assert": {"that": [*checks, "empty | length == 0"]}}
+                    ],
+                }
+            ]
+        )
+    )
+    private = tmp_path / "run"
+    (private / "env").mkdir(parents=True)
+    unsafe.write(private / "env" / "extravars", values)
+    hosts = unsafe.write(private / "hosts.yml", {"all": {"hosts": {"h": {**LOCAL_VARS}}}})
+    result = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook=str(playbook),
+        inventory=str(hosts),
+        envvars={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"},
+        quiet=True,
+        cancel_callback=lambda: False,
+    )
+    assert result.status == "successful", [e.get("stdout") for e in result.events]
+
+
 def test_the_extra_vars_are_not_on_the_command_line(admin: TestClient, data_dir: Path) -> None:
     """Any local user reads a command line in `ps`: the values must not be there."""
     register(admin, local_node("m1", "master"))
@@ -310,12 +355,16 @@ def test_inventory_strings_are_tagged_whatever_their_source() -> None:
 
 
 def untagged_strings(text: str) -> list[str]:
-    """The strings of a YAML document that are not tagged `!unsafe`, keys included."""
+    """The strings of a YAML document that are not tagged `!unsafe`, keys included, leaving
+    out those YAML would read as another type unquoted ("", "null", "1"...): Ansible reads these
+    so even tagged, and they cannot hold a template."""
     found: list[str] = []
+    resolver = yaml.resolver.Resolver()
 
     def walk(node: yaml.Node) -> None:
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:str":
+            plain_tag = resolver.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+            if node.tag == "tag:yaml.org,2002:str" and plain_tag == node.tag:
                 found.append(node.value)
         elif isinstance(node, yaml.SequenceNode):
             for item in node.value:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import load_settings
 from app.demo import DEMO_NODES
 from app.main import create_app
+from tests.jobs.conftest import wait_finished
 
 
 def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db_url: str) -> None:
@@ -35,3 +36,17 @@ def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db
         client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
         assert client.get("/info/job/active").json()["id"] == 2
         client.post("/info/job/active/cancel")
+
+
+def test_the_demo_commission_ends_with_every_demo_node_commissioned(
+    data_dir: Path, db_url: str
+) -> None:
+    """What a newcomer's first command shows: the shipped playbooks, run for real in the sandbox,
+    commission the three demo nodes (a failure here is what `clusterm serve --demo` shows too)."""
+    settings = load_settings(data_dir=data_dir, database_url=db_url)
+    with TestClient(create_app(settings, demo=True)) as client:
+        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        job = wait_finished(client, client.get("/info/job/active").json()["id"], timeout_s=300)
+        assert job["status"] == "successful", client.get("/info/job/last?format=text").text[-3000:]
+        states = {n["name"]: n["state"] for n in client.get("/info/nodes").json()}
+        assert states == {name: "commissioned" for name, _ in DEMO_NODES}
