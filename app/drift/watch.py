@@ -155,7 +155,7 @@ class DriftWatch:
         with self.db.read() as session:
             master = nodes.first_master(session=session)
         if master is None:
-            return Check(now, "skipped", "no commissioned master to ask")
+            return Check(now, "skipped", "no master in the cluster to ask")
         try:
             present = list_cluster_nodes(
                 settings=self.settings,

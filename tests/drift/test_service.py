@@ -109,5 +109,5 @@ def test_drift_routes_before_any_check(admin: TestClient, as_role) -> None:  # t
     r = admin.post("/drift/check")
     assert r.status_code == 200
     assert r.json()["outcome"] == "skipped"
-    assert "no commissioned master" in r.json()["message"]
+    assert "no master in the cluster" in r.json()["message"]
     assert admin.get("/info/drift").json()["outcome"] == "skipped"

@@ -133,7 +133,7 @@ def test_the_loop_checks_every_interval(
     db_url: str,
     ssh_hosts: SshHosts,  # noqa: F811
 ) -> None:
-    # No cluster needed: the loop's first check (no commissioned master) is recorded.
+    # No cluster needed: the loop's first check (no master in the cluster) is recorded.
     settings = drift_settings(data_dir, db_url, ssh_hosts).model_copy(
         update={"drift_interval_s": 0.2}
     )

@@ -18,7 +18,7 @@ from app.nodes.models import Node
 from app.runtime import runtime_of
 from tests.polling import wait_until
 from tests.verbosity.conftest import TOKEN, register, set_state
-from tests.verbosity.emulator import Emulator
+from tests.verbosity.emulator import Emulator, Endpoint
 from tests.verbosity.test_reverts import events, known
 
 REACHABLE = ["provisioning", "commissioned", "updating", "maintenance", "decommissioning", "failed"]
@@ -139,12 +139,10 @@ def test_all_and_groups_leave_out_what_cannot_run_it_and_say_so(
     assert "nothing was sent" in r.json()["message"]
 
 
-@pytest.mark.parametrize(
-    "settings_overrides", [{"verbosity_components": {"kubelet": {"via_apiserver": True}}}]
-)
-def test_the_apiserver_relay_is_a_master_in_the_cluster(
-    admin: TestClient, emulators: Callable[..., Emulator], settings_overrides: object
-) -> None:
+def two_relays_and_a_kubelet(
+    admin: TestClient, emulators: Callable[..., Emulator]
+) -> tuple[dict[str, Endpoint], Endpoint]:
+    """Masters m1 and m2, whose apiservers may relay kubelet calls, and a worker w1: registered."""
     emulator = emulators()
     apiservers = {name: emulator.add(name, token=TOKEN, relay=True) for name in ("m1", "m2")}
     kubelet = emulator.add("w1")
@@ -152,6 +150,16 @@ def test_the_apiserver_relay_is_a_master_in_the_cluster(
     register(admin, "m1", {"kube-apiserver": apiservers["m1"].port}, group="master")
     register(admin, "m2", {"kube-apiserver": apiservers["m2"].port}, group="master")
     register(admin, "w1")
+    return apiservers, kubelet
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"verbosity_components": {"kubelet": {"via_apiserver": True}}}]
+)
+def test_the_apiserver_relay_is_a_master_in_the_cluster(
+    admin: TestClient, emulators: Callable[..., Emulator], settings_overrides: object
+) -> None:
+    apiservers, kubelet = two_relays_and_a_kubelet(admin, emulators)
     for state in ("registered", "decommissioned", "failed", "provisioning", "decommissioning"):
         set_state(admin, state, "m1")
         r = admin.put("/proxy/kubelet/w1/debug/flags/v", content=b"4", params={"ttl": "0"})
@@ -176,13 +184,7 @@ def test_the_relay_is_the_first_master_the_oldest_commissioned(
 ) -> None:
     """Not the first by name: the master that has been in the cluster longest (nodes'
     `first_master`, as jobs and the drift watch choose it), in maintenance too."""
-    emulator = emulators()
-    apiservers = {name: emulator.add(name, token=TOKEN, relay=True) for name in ("m1", "m2")}
-    kubelet = emulator.add("w1")
-    emulator.start()
-    register(admin, "m1", {"kube-apiserver": apiservers["m1"].port}, group="master")
-    register(admin, "m2", {"kube-apiserver": apiservers["m2"].port}, group="master")
-    register(admin, "w1")
+    apiservers, kubelet = two_relays_and_a_kubelet(admin, emulators)
     since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     db: Database = runtime_of(admin.app).db
     with db.write() as session:
