@@ -60,9 +60,42 @@ def _migrated_db(settings: Settings) -> Any:
     from app.timeline import service as timeline
 
     prepare_data_dir(settings.data_dir, settings.effective_database_url)
-    store.upgrade(settings.effective_database_url)
+    _upgrade(settings.effective_database_url)
     # The timeline's listeners: the commands record events (a token created or revoked).
     return timeline.attach(store.Database(settings.effective_database_url))
+
+
+def _upgrade(url: str) -> None:
+    """Migrate under the lock replicas migrate under; refuse a database a newer clusterm
+    migrated (it would fail half-way through, or worse, downgrade nothing and say done)."""
+    from app import db as store
+
+    with store.migration_lock(url):
+        engine = store.create_db_engine(url)
+        try:
+            newer = store.unknown_revisions(engine)
+        finally:
+            engine.dispose()
+        if newer:
+            _fail(
+                f"the database is at migration {','.join(sorted(newer))}, which this clusterm "
+                "does not know: a newer clusterm migrated it; run this command with that version"
+            )
+        store.upgrade(url)
+
+
+def _check_single_process(settings: Settings) -> None:
+    """On SQLite, refuse to start beside another daemon before anything else happens."""
+    from app import files
+
+    if not settings.is_sqlite:
+        return
+    owner = {"pid": os.getpid(), "serving": settings.effective_advertise_url}
+    try:
+        # Held for the process's life; the runtime takes the same lock (shared within a process).
+        files.lock_sqlite(settings.effective_database_url, owner=owner)
+    except files.AlreadyRunning as exc:
+        _fail(str(exc))
 
 
 def _check_tls(settings: Settings) -> None:
@@ -108,6 +141,11 @@ def serve(
         data_dir = default_data_dir() / "demo"
     settings = _settings(config, host=host, port=port, data_dir=data_dir)
     _check_tls(settings)
+    # Made before the lock: the lock file lives beside the database, in the data dir.
+    from app.files import prepare_data_dir
+
+    prepare_data_dir(settings.data_dir, settings.effective_database_url)
+    _check_single_process(settings)
 
     import uvicorn
 
@@ -137,7 +175,7 @@ def db_upgrade(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
 
     settings = _settings(config, data_dir=data_dir)
     prepare_data_dir(settings.data_dir, settings.effective_database_url)
-    store.upgrade(settings.effective_database_url)
+    _upgrade(settings.effective_database_url)
     typer.echo(f"database at migration {','.join(sorted(store.head_revisions()))}", err=True)
 
 

@@ -6,8 +6,10 @@ Precedence, highest first: command-line flags, `CLUSTERM_*` environment variable
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +33,11 @@ from pydantic_settings import (
 
 from app.nodes.vocabulary import HostGroup
 from app.operator_vars import OperatorVars
+
+try:
+    VERSION = importlib.metadata.version("clusterm")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+    VERSION = "0.0.0+unknown"
 
 # The original clusterm's port; users' scripts expect it (see docs/contracts.md#contiv-clusterm).
 DEFAULT_PORT = 9007
@@ -119,6 +126,30 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(default=None, description="PEM private key")
     # Live streams (timeline and job log) held open at once; beyond it a 503 with Retry-After.
     max_stream_followers: int = Field(default=100, ge=1, le=10_000)
+    admin_token_file: Path = Field(
+        default=Path("admin.token"),  # replaced by <data dir>/admin.token (see below)
+        description="where the first start writes the first admin token; default: admin.token "
+        "in the data dir (replicas: a path they share, as only the first replica writes it)",
+    )
+
+    # replicas (PostgreSQL only; see docs/replicas.md)
+    replica_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="this replica's name, unique among the replicas; default: <hostname>:<port>",
+    )
+    advertise_url: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^https?://[^\s/?#]+/?$",
+        description="the URL other replicas and clients reach this replica at; default: "
+        "http(s)://<host, or the hostname when listening on every address>:<port>",
+    )
+    # A leader renews its lease every quarter of this and steps down (killing its playbook) when
+    # it could not for half of it; a dead leader is replaced after at most this long.
+    lease_ttl_s: float = Field(default=4.0, ge=2.0, le=120.0)
 
     # timeline
     # A month covers the usual gap between a failure and the ticket that asks about it, and the
@@ -169,6 +200,8 @@ class Settings(BaseSettings):
     )
     job_timeout_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     job_log_cap_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    # The newest jobs whose files (data dir) and logs (database) are kept; older jobs keep their
+    # row and timeline, not their log.
     job_dirs_kept: int = Field(default=20, ge=2, le=10_000)
 
     # verbosity
@@ -205,6 +238,16 @@ class Settings(BaseSettings):
     drift_timeout_s: int = Field(default=120, ge=5, le=3600)
     cluster_nodes_playbook: str = "cluster_nodes.yml"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _token_in_data_dir(cls, data: Any) -> Any:
+        # The default depends on another setting: filled in before validation, where every
+        # source (flags, environment, file) has been merged.
+        if isinstance(data, dict) and not data.get("admin_token_file"):
+            data_dir = Path(data.get("data_dir") or default_data_dir())
+            data = {**data, "admin_token_file": data_dir / "admin.token"}
+        return data
+
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -220,8 +263,21 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'clusterm.db'}"
 
     @property
-    def admin_token_file(self) -> Path:
-        return self.data_dir / "admin.token"
+    def effective_replica_id(self) -> str:
+        return self.replica_id or f"{socket.gethostname()[:50]}:{self.port}"
+
+    @property
+    def effective_advertise_url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        scheme = "https" if self.tls_cert_file else "http"
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
 
 
 class SettingsError(Exception):

@@ -14,6 +14,7 @@ behind writers. The same code runs on PostgreSQL, where both kinds are ordinary 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
@@ -199,12 +200,56 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold the database-wide lock under which one replica migrates while the others wait.
+
+    PostgreSQL: a session advisory lock, keyed by the database and schema, on a connection of its
+    own that is closed (and the lock with it) when the block ends or the process dies. SQLite has
+    one clusterm process per file (app.files.lock_sqlite) and needs none."""
+    if _is_sqlite(url):
+        yield
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            key = sa.func.hashtextextended(
+                sa.literal("clusterm-migrations:")
+                + sa.func.current_database()
+                + "/"
+                + sa.func.current_schema(),
+                0,
+            )
+            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def unknown_revisions(bind: Engine | sa.Connection) -> set[str]:
+    """The database's migrations this code does not know: a newer clusterm migrated it."""
+    return current_revisions(bind) - known_revisions()
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
 def head_revisions() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
-def current_revisions(engine: Engine) -> set[str]:
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
+def current_revisions(bind: Engine | sa.Connection) -> set[str]:
+    if isinstance(bind, sa.Connection):
+        if not sa.inspect(bind).has_table("alembic_version"):
             return set()
-        return set(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+        return set(bind.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    with bind.connect() as conn:
+        return current_revisions(conn)

@@ -11,9 +11,12 @@ file outside the data dir is touched through one.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -89,3 +92,65 @@ def prepare_data_dir(data_dir: Path, database_url: str) -> None:
     else:
         make_tree_private(data_dir)
     make_sqlite_private(database_url)
+
+
+# --- one process per SQLite file -----------------------------------------------------------------
+
+
+class AlreadyRunning(RuntimeError):
+    """Another clusterm process serves this SQLite database."""
+
+
+# Locks this process holds: path -> (open file, users). Two runtimes of one process (tests, a
+# restart in place) share the lock: they are one daemon, not two.
+_held: dict[Path, tuple[int, int]] = {}
+
+
+def lock_sqlite(database_url: str, *, owner: dict[str, object]) -> Callable[[], None]:
+    """Take the lock that makes one clusterm process per SQLite file; return its release.
+
+    SQLite lets two processes open one file, and two daemons would both run jobs, reverts and the
+    drift watch on it: the second one is refused at start-up, told who holds the file. `owner`
+    (pid, address, start time) is written into the lock file for that message. The kernel drops
+    the lock when the process dies, however it dies: a crash never leaves the file locked."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return lambda: None
+    path = Path(url.database + ".lock").absolute()
+    if path in _held:
+        fd, users = _held[path]
+        _held[path] = (fd, users + 1)
+        return lambda: _release(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = _read_owner(fd)
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another clusterm ({other}) serves the SQLite database {url.database}: stop it "
+            "first, or give this one another data dir. SQLite takes one clusterm process; to run "
+            "several replicas, use PostgreSQL (database_url, see docs/replicas.md)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(owner).encode(), 0)
+    _held[path] = (fd, 1)
+    return lambda: _release(path)
+
+
+def _read_owner(fd: int) -> str:
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        owner = {}
+    if not isinstance(owner, dict) or not owner:
+        return "a process that left no details"
+    return ", ".join(f"{key} {value}" for key, value in owner.items())
+
+
+def _release(path: Path) -> None:
+    fd, users = _held.pop(path, (-1, 0))
+    if users > 1:
+        _held[path] = (fd, users - 1)
+    elif fd >= 0:
+        os.close(fd)  # closing the only descriptor drops the lock

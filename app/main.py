@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.cluster.router import router as cluster_router
+from app.config import VERSION, Settings
 from app.drift.router import router as drift_router
 from app.errors import install_handlers
 from app.health.router import router as health_router
@@ -34,7 +35,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app = FastAPI(
         title="clusterm",
         summary="Cluster manager: node inventory, provisioning jobs, timeline, log verbosity",
-        version="0.1.0",
+        version=VERSION,
         lifespan=lifespan,
         openapi_url=None,
         docs_url=None,
@@ -51,4 +52,5 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.include_router(timeline_router)
     app.include_router(verbosity_router)
     app.include_router(drift_router)
+    app.include_router(cluster_router)
     return app

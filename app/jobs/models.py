@@ -35,6 +35,15 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Whoever asked to cancel it, on any replica; the leader running it reads it here.
+    cancel_requested_by: Mapped[str | None] = mapped_column(sa.String(64))
+    # The replica that ran it, and the epoch of its lead (app.cluster.leadership).
+    leader: Mapped[str | None] = mapped_column(sa.String(64))
+    lease_epoch: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # What the request gave that the leader (any replica) needs to run the job: its extra vars
+    # and a discover's addresses. Cleared when the job ends: the vars may hold secrets. JSON, not
+    # JSONB: PostgreSQL keeps the text, so the vars' keys reach the playbook in the order sent.
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
 
 
 class JobGlobals(Base):
@@ -46,3 +55,36 @@ class JobGlobals(Base):
     extra_vars: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_by: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobLog(Base):
+    """Where a job's log stands, one row per job: what every replica serves it from.
+
+    The log's shape is the log buffer's (app.ansible.logbuffer): a head kept for good, a gap, a
+    sliding tail. The leader writes it in batches (app.jobs.logstore)."""
+
+    __tablename__ = "job_log"
+
+    job_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_line: Mapped[int] = mapped_column(default=1)
+    # The number of head lines once the head is sealed (a line went to the tail), else None.
+    head_lines: Mapped[int | None]
+    tail_first: Mapped[int] = mapped_column(default=1)
+    dropped_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    complete: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobLogChunk(Base):
+    """Consecutive lines of a job's log, `first_line` to `last_line`, joined by newlines."""
+
+    __tablename__ = "job_log_chunk"
+    __table_args__ = (sa.Index("ix_job_log_chunk_job_id_last_line", "job_id", "last_line"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("job.id", ondelete="CASCADE"))
+    first_line: Mapped[int]
+    last_line: Mapped[int]
+    text: Mapped[str] = mapped_column(sa.Text)

@@ -40,6 +40,7 @@ from app.timeline.models import TimelineEvent, TimelineRetention
 from app.timeline.vocabulary import FLOODABLE_AUDIT_ACTION
 
 log = logging.getLogger("clusterm.timeline")
+Fence = Callable[[Session], None]
 ev = TimelineEvent
 
 
@@ -74,10 +75,12 @@ def _delete_through(
     batch: int,
     *where: sa.ColumnElement[bool],
     should_stop: Callable[[], bool],
+    fence: Fence,
 ) -> int:
     deleted = 0
     while not should_stop():
         with db.write() as session:
+            fence(session)
             ids = list(
                 session.scalars(
                     sa.select(ev.id).where(ev.id <= through_id, *where).order_by(ev.id).limit(batch)
@@ -103,6 +106,7 @@ def _trim_floodable_audit(
     audit: sa.ColumnElement[bool],
     *,
     should_stop: Callable[[], bool],
+    fence: Fence,
 ) -> int:
     """Over the audit cap, verbosity events go first, oldest first.
 
@@ -125,7 +129,9 @@ def _trim_floodable_audit(
             through = session.scalar(sa.select(sa.func.max(ev.id)).where(floodable))
     if through is None:
         return 0
-    return _delete_through(db, through, policy.batch, floodable, should_stop=should_stop)
+    return _delete_through(
+        db, through, policy.batch, floodable, should_stop=should_stop, fence=fence
+    )
 
 
 def purge(
@@ -134,18 +140,22 @@ def purge(
     policy: Policy,
     now: dt.datetime | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    fence: Fence = lambda _session: None,
 ) -> int:
-    """Apply the retention rules once; return how many events were deleted."""
+    """Apply the retention rules once; return how many events were deleted. `fence` runs first
+    in every write transaction: the daemon's purger purges only while its replica leads."""
     cutoff = (now or utcnow()) - dt.timedelta(days=policy.keep_days)
     deleted = 0
     # `= false`, not `IS false`: PostgreSQL answers only the former from the (audit, id) index.
     ordinary, audit = ev.audit == sa.false(), ev.audit == sa.true()
-    deleted += _trim_floodable_audit(db, policy, audit, should_stop=should_stop)
+    deleted += _trim_floodable_audit(db, policy, audit, should_stop=should_stop, fence=fence)
     for kind, cap in ((ordinary, policy.max_events), (audit, policy.max_audit_events)):
         with db.read() as session:
             surplus = _nth_newest_id(session, cap, kind)
         if surplus is not None:
-            deleted += _delete_through(db, surplus, policy.batch, kind, should_stop=should_stop)
+            deleted += _delete_through(
+                db, surplus, policy.batch, kind, should_stop=should_stop, fence=fence
+            )
 
     # Per node, the (node_name, id) index must lead: `IS NOT true` filters the audit events out
     # without offering SQLite the (audit, id) index, which it would otherwise pick and then walk
@@ -176,6 +186,7 @@ def purge(
                 ordinary_of_node,
                 ev.occurred_at < cutoff,
                 should_stop=should_stop,
+                fence=fence,
             )
     if deleted:
         log.info("timeline retention deleted %d events", deleted)
@@ -192,8 +203,9 @@ class Purger:
 
     name = "timeline retention"
 
-    def __init__(self, *, db: Database, settings: Settings) -> None:
+    def __init__(self, *, db: Database, settings: Settings, fence: Fence) -> None:
         self._db = db
+        self._fence = fence
         self._policy = Policy.of(settings)
         self._interval = settings.timeline_purge_interval_s
         self._stop = threading.Event()
@@ -220,7 +232,7 @@ class Purger:
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                purge(db=self._db, policy=self._policy, should_stop=stop.is_set)
+                purge(db=self._db, policy=self._policy, should_stop=stop.is_set, fence=self._fence)
             except Exception:
                 # A failed pass (the database briefly unreachable) is retried at the next one.
                 log.exception("timeline retention failed; retrying in %.0f s", self._interval)

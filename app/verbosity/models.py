@@ -36,3 +36,13 @@ class VerbosityLevel(Base):
     revert_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revert_attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class VerbosityLock(Base):
+    """A row per target ever changed, locked (SELECT ... FOR UPDATE) while an operation on that
+    target runs, by whichever replica runs it: two replicas never change one target at once."""
+
+    __tablename__ = "verbosity_lock"
+
+    component: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    node_name: Mapped[str] = mapped_column(sa.String(253), primary_key=True)

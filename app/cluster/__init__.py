@@ -1,0 +1,1 @@
+"""Replicas: which one leads, how the others reach it, and what they share through the database."""
