@@ -133,9 +133,7 @@ class Side:
 # --- parsing each benchmark's output --------------------------------------------------------
 
 JOBS_MEASURES = {
-    ("events", "event_us"): Measure(
-        "jobs: event handler (log buffer + spool file), per event", "us"
-    ),
+    ("events", "event_us"): Measure("jobs: event handler (log buffer), per event", "us"),
     ("events", "base_us"): Measure("jobs: no-op handler, per event", "us", control=True),
     ("overhead", "clusterm_s"): Measure(
         "jobs: 20 hosts x 20 tasks through clusterm (POST to finished)", "s"

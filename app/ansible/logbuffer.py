@@ -1,4 +1,4 @@
-"""The log of one job: numbered lines in memory, bounded, mirrored to a spool file on disk.
+"""The log of one job: numbered lines in memory, bounded.
 
 Lines are numbered from 1 and a number never changes, so a client's cursor (`since=N`: the lines
 after N) stays valid however much the job prints.
@@ -12,24 +12,17 @@ of the cap is cut, so one runaway line cannot push out everything else.
 Cost. Appending is O(1) amortised (the tail is a list with a moving start, compacted when half of
 it is dead) and so is locating `since`: a read costs what it returns, never the whole log.
 
-Spool. Every line also goes to files in the job's directory, flushed after each batch, so a
-restarted daemon (even after `kill -9`) can serve the log again: `head.log`, then `tail.log`
-whose first line names the number of its first line. The tail file is rewritten from memory
-whenever it grows past twice the tail's size, which keeps the disk bounded like the memory.
-`done` marks a log that was closed: nothing more will come.
+Two ways in. The job's own buffer takes output (`append_text`, `append_lines`): it cuts lines and
+applies the rule. A copy rebuilt from a stored log (`stored`, then `extend_stored`) takes lines
+already cut and a shape already decided (how many head lines, where the tail starts), so it is
+the same log, line for line, wherever it is rebuilt. `pending` hands the writer of the stored
+log what it has not written yet.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
-
-HEAD_FILE, TAIL_FILE, DONE_FILE = "head.log", "tail.log", "done"
-_TAIL_HEADER = b"#clusterm-tail "
 
 
 def _size(line: str) -> int:
@@ -95,10 +88,23 @@ class LogSlice:
         return out
 
 
-class LogBuffer:
-    """Written by one thread (the job's), read by any number."""
+@dataclass(frozen=True)
+class Pending:
+    """What a stored copy of the log lacks: runs of consecutive lines, each (first number,
+    lines), and where the log stands. A run ends where the tail dropped lines nobody stored."""
 
-    def __init__(self, *, cap_bytes: int, spool_dir: Path | None = None) -> None:
+    runs: list[tuple[int, list[str]]]
+    next_line: int
+    head_lines: int | None  # the head's length once sealed (a line went to the tail)
+    tail_first: int
+    dropped_bytes: int
+    complete: bool
+
+
+class LogBuffer:
+    """Written by one thread (the job's, or whoever rebuilds a stored log), read by any number."""
+
+    def __init__(self, *, cap_bytes: int) -> None:
         self.cap_bytes = cap_bytes
         self._head_cap = cap_bytes // 2
         self._tail_cap = cap_bytes - self._head_cap
@@ -115,12 +121,6 @@ class LogBuffer:
         self._next = 1
         self._dropped_bytes = 0
         self._complete = False
-        self._spool_dir = spool_dir
-        self._spool: io.FileIO | None = None
-        self._spool_tail_bytes = 0
-        if spool_dir is not None:
-            spool_dir.mkdir(parents=True, exist_ok=True)
-            self._spool = _append(spool_dir / HEAD_FILE)
 
     # --- writing (the job's thread) --------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class LogBuffer:
         with self._lock:
             if self._complete:
                 raise RuntimeError("this log is closed")
-            taken, sealed_now = 0, False
+            taken = 0
             if not self._sealed:
                 room = self._head_cap - self._head_bytes
                 for size in sizes:
@@ -158,7 +158,7 @@ class LogBuffer:
                 self._head.extend(kept if taken == len(kept) else kept[:taken])
                 self._head_bytes = self._head_cap - room
                 if taken < len(kept):
-                    self._sealed, sealed_now = True, True
+                    self._sealed = True
                     self._tail_first = self._next + taken
             if taken < len(kept):
                 rest = sizes[taken:]
@@ -167,28 +167,13 @@ class LogBuffer:
                 self._tail_bytes += sum(rest)
                 self._evict()
             self._next += len(kept)
-        if self._spool is None:
-            return
-        if sealed_now:
-            # The batch's head lines end head.log; the rest start tail.log.
-            self._spool_write(kept[:taken])
-            self._spool.close()
-            self._spool = self._open_tail_spool([], self._next - len(kept) + taken, dropped=0)
-            kept = kept[taken:]
-        self._spool_write(kept)
 
     def close(self, final_lines: list[str] | None = None) -> None:
-        """Append the last lines, mark the log complete (on disk too): nothing more will come."""
+        """Append the last lines and mark the log complete: nothing more will come."""
         if final_lines:
             self.append_lines(final_lines)
         with self._lock:
             self._complete = True
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
-        if self._spool_dir is not None:
-            done = {"next_line": self._next, "dropped_bytes": self._dropped_bytes}
-            (self._spool_dir / DONE_FILE).write_text(json.dumps(done))
 
     def _evict(self) -> None:
         sizes, start, last = self._tail_sizes, self._tail_start, len(self._tail) - 1
@@ -200,37 +185,89 @@ class LogBuffer:
         self._tail_first += start - self._tail_start
         self._tail_start, self._tail_bytes = start, tail_bytes
         self._dropped_bytes += dropped
+        self._compact()
+
+    def _compact(self) -> None:
+        start = self._tail_start
         if start > 1024 and start * 2 > len(self._tail):
             self._tail = self._tail[start:]
             self._tail_sizes = self._tail_sizes[start:]
             self._tail_start = 0
 
-    def _spool_write(self, lines: list[str]) -> None:
-        if self._spool is None or not lines:
-            return
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        # Unbuffered: one write(2) per batch, so a `kill -9` loses nothing already served.
-        self._spool.write(data)
-        if self._sealed:
-            self._spool_tail_bytes += len(data)
-            if self._spool_tail_bytes > 2 * self._tail_cap + 65536:
-                with self._lock:
-                    live, first = self._tail[self._tail_start :], self._tail_first
-                    dropped = self._dropped_bytes
-                self._spool.close()
-                self._spool = self._open_tail_spool(live, first, dropped=dropped)
+    def pending(self, after: int) -> Pending:
+        """The lines numbered `after` and up that are still kept, and the log's shape now."""
+        with self._lock:
+            runs: list[tuple[int, list[str]]] = []
+            head_len = len(self._head)
+            if after <= head_len:
+                runs.append((after, self._head[after - 1 :]))
+            if self._sealed:
+                begin = max(after, self._tail_first)
+                if begin < self._next:
+                    index = self._tail_start + begin - self._tail_first
+                    runs.append((begin, self._tail[index:]))
+            return Pending(
+                runs=runs,
+                next_line=self._next,
+                head_lines=head_len if self._sealed else None,
+                tail_first=self._tail_first if self._sealed else self._next,
+                dropped_bytes=self._dropped_bytes,
+                complete=self._complete,
+            )
 
-    def _open_tail_spool(self, lines: list[str], first: int, *, dropped: int) -> io.FileIO:
-        """(Re)write tail.log: a header naming its first line's number, then `lines`."""
-        assert self._spool_dir is not None
-        path = self._spool_dir / TAIL_FILE
-        tmp = path.with_suffix(".tmp")
-        header = _TAIL_HEADER + json.dumps({"first": first, "dropped_bytes": dropped}).encode()
-        body = "".join(f"{line}\n" for line in lines).encode("utf-8")
-        tmp.write_bytes(header + b"\n" + body)
-        os.replace(tmp, path)
-        self._spool_tail_bytes = len(body)
-        return _append(path)
+    # --- a stored log, rebuilt -------------------------------------------------------------------
+
+    def extend_stored(self, runs: list[tuple[int, list[str]]], shape: Pending) -> bool:
+        """Bring a copy of a stored log up to `shape` with the stored `runs` (in order; lines
+        this copy already holds are skipped). The lines are taken as they are: they were cut
+        when they were first written. False when a line this copy needs is not in `runs` (it
+        was evicted since the copy was last brought up to date): rebuild it from the start."""
+        with self._lock:
+            head_lines = shape.head_lines
+            if head_lines is not None and len(self._head) > head_lines:
+                return False
+            for first, lines in runs:
+                begin = max(first, self._next)
+                if begin >= first + len(lines):
+                    continue
+                if begin > self._next:
+                    # Lines nobody stored in between: only the tail's dropped lines may be.
+                    if head_lines is None or self._next <= head_lines or begin > shape.tail_first:
+                        return False
+                    self._tail, self._tail_sizes, self._tail_start = [], [], 0
+                    self._tail_bytes, self._tail_first, self._next = 0, begin, begin
+                fresh = lines[begin - first :]
+                to_head = 0
+                if not self._sealed:
+                    to_head = len(fresh) if head_lines is None else head_lines - begin + 1
+                    to_head = min(max(to_head, 0), len(fresh))
+                    self._head.extend(fresh[:to_head])
+                    self._head_bytes += sum(_size(line) for line in fresh[:to_head])
+                if to_head < len(fresh):
+                    if not self._sealed:
+                        self._sealed, self._tail_first = True, begin + to_head
+                    rest = fresh[to_head:]
+                    sizes = [_size(line) for line in rest]
+                    self._tail.extend(rest)
+                    self._tail_sizes.extend(sizes)
+                    self._tail_bytes += sum(sizes)
+                self._next = begin + len(fresh)
+            if head_lines is not None and not self._sealed:
+                self._sealed, self._tail_first = True, self._next
+            if self._sealed and shape.tail_first > self._tail_first:
+                live = len(self._tail) - self._tail_start
+                gone = min(shape.tail_first - self._tail_first, live)
+                self._tail_bytes -= sum(
+                    self._tail_sizes[self._tail_start : self._tail_start + gone]
+                )
+                self._tail_start += gone
+                self._tail_first += gone
+                if gone == live:  # the whole tail went: it starts where the stored one does
+                    self._tail_first = max(self._tail_first, min(shape.tail_first, self._next))
+                self._compact()
+            self._dropped_bytes = shape.dropped_bytes
+            self._complete = shape.complete
+            return self._next == shape.next_line
 
     # --- reading (any thread) --------------------------------------------------------------------
 
@@ -294,58 +331,3 @@ class LogBuffer:
         if dropped <= 0:
             return None
         return Gap(after_line=len(self._head), lines=dropped, bytes=self._dropped_bytes)
-
-    # --- restart ---------------------------------------------------------------------------------
-
-    @classmethod
-    def load(cls, spool_dir: Path, *, cap_bytes: int) -> LogBuffer:
-        """Rebuild a log from its spool; it stays open for appends unless it was closed."""
-        buf = cls(cap_bytes=cap_bytes)
-        buf._spool_dir = spool_dir
-        head_path, tail_path = spool_dir / HEAD_FILE, spool_dir / TAIL_FILE
-        head = _read_lines(head_path)
-        buf._head = head
-        buf._head_bytes = sum(_size(line) for line in head)
-        buf._next = len(head) + 1
-        buf._tail_first = buf._next
-        if tail_path.exists():
-            raw = tail_path.read_bytes()
-            header, _, body = raw.partition(b"\n")
-            meta = (
-                json.loads(header[len(_TAIL_HEADER) :]) if header.startswith(_TAIL_HEADER) else {}
-            )
-            buf._sealed = True
-            buf._tail_first = buf._next = int(meta.get("first", buf._next))
-            buf._dropped_bytes = int(meta.get("dropped_bytes", 0))
-            buf._spool_tail_bytes = len(body)
-            lines = _split(body)
-            buf._tail = lines
-            buf._tail_sizes = [_size(line) for line in lines]
-            buf._tail_bytes = sum(buf._tail_sizes)
-            buf._next += len(lines)
-            buf._evict()
-        if (spool_dir / DONE_FILE).exists():
-            buf._complete = True
-        else:
-            path = tail_path if buf._sealed else head_path
-            buf._spool = _append(path)
-        return buf
-
-
-def _append(path: Path) -> io.FileIO:
-    # Held open for the job's life; closed by close().
-    return io.FileIO(path, "ab")
-
-
-def _split(data: bytes) -> list[str]:
-    if not data:
-        return []
-    text = data.decode("utf-8", "replace")
-    return text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return _split(path.read_bytes())
-    except FileNotFoundError:
-        return []

@@ -20,7 +20,8 @@ from app.auth.deps import AdminDep, OperatorDep, ViewerDep, record_refusal
 from app.auth.service import Principal
 from app.deps import DbDep, FollowersDep, JobsDep
 from app.errors import Forbidden, NotFound
-from app.jobs import service
+from app.jobs import service, variables
+from app.jobs.logstore import StoredJob
 from app.jobs.schemas import (
     CommissionRequest,
     DecommissionRequest,
@@ -33,16 +34,19 @@ from app.jobs.schemas import (
 )
 from app.jobs.views import job_view, log_text, render_line
 from app.jobs.vocabulary import ACTIVE_STATUSES, Kind
-from app.jobs.worker import JobManager, JobRun
+from app.jobs.worker import JobManager
 
 router = APIRouter(tags=["jobs"])
 
 STREAM_BATCH = 1000  # lines per read while streaming a backlog
-# The log routes are async: a poll for new lines is answered in the event loop, in well under a
-# millisecond, without a hop to a worker thread. More lines than this are rendered in a thread,
-# so that a whole 8 MiB log (tens of ms of json.dumps) never holds up the loop.
+# The log routes are async: the job and its log are brought up to date from the database in a
+# thread (app.jobs.logstore), then a few lines are rendered in the event loop. More lines than
+# this are rendered in a thread too, so that a whole 8 MiB log (tens of ms of json.dumps) never
+# holds up the loop.
 INLINE_LINES = 500
-STREAM_POLL_S = 0.1
+# How often a follower looks at the database for new lines; the replica's copy of the log is
+# shared, so each look costs two small reads, plus the new lines once for all followers.
+STREAM_POLL_S = 0.25
 # Job ids are INTEGER columns: 32 bits on PostgreSQL. A larger id is a 422, not a driver error.
 MAX_ID = 2**31 - 1
 
@@ -51,7 +55,7 @@ def _check_extra_vars(
     request: Request, who: Principal, extra_vars: dict[str, Any], jobs: JobManager
 ) -> None:
     try:
-        service.check_extra_vars(
+        variables.check_extra_vars(
             role=who.role, extra_vars=extra_vars, declared=jobs.settings.operator_extra_vars
         )
     except Forbidden as exc:
@@ -135,13 +139,13 @@ def discover_nodes(
     return _accepted(response, job)
 
 
-def _pick(jobs: JobManager, which: str) -> JobRun:
-    run = jobs.active if which == "active" else jobs.last
-    if run is None:
+async def _pick(jobs: JobManager, which: Literal["active", "last"]) -> StoredJob:
+    stored = await run_in_threadpool(jobs.stored, which)
+    if stored is None:
         if which == "active":
             raise NotFound("no job is active; the last one is at GET /info/job/last")
         raise NotFound("no job has finished yet; start one with POST /commission/nodes")
-    return run
+    return stored
 
 
 def _wants_text(fmt: str | None, accept: str | None) -> bool:
@@ -162,7 +166,7 @@ async def get_job_log(
     color: Annotated[bool, Query(description="false strips ANSI colour codes")] = True,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    run = _pick(jobs, which)
+    run = await _pick(jobs, which)
     text = _wants_text(format, accept)
     # The status is read before the log: a job turns finished only after its log is complete,
     # so a reader never sees "finished" with lines missing.
@@ -213,14 +217,19 @@ async def stream_job_log(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     resume = streams.last_event_id(last_event_id, max_id=MAX_ID)
-    run = _pick(jobs, "active")
+    run = await _pick(jobs, "active")
     cursor = since if resume is None else max(since, resume)
-    return streams.open_stream(request, _events(run, cursor, color), followers=followers, ping=15)
+    events = _events(jobs, run, cursor, color)
+    return streams.open_stream(request, events, followers=followers, ping=15)
 
 
-async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[ServerSentEvent]:
-    """The backlog after `cursor`, then lines as they come, then one `status` event."""
+async def _events(
+    jobs: JobManager, run: StoredJob, cursor: int, color: bool
+) -> AsyncIterator[ServerSentEvent]:
+    """The backlog after `cursor`, then lines as they come, then one `status` event. Line
+    numbers are the same on every replica: a client resumes anywhere with Last-Event-ID."""
     while True:
+        # The row before the log: a job turns finished only once its log is complete.
         finished = run.row.status not in ACTIVE_STATUSES
         piece = run.log.read(since=cursor, limit=STREAM_BATCH)
         for number, line in piece.numbered():
@@ -236,28 +245,19 @@ async def _events(run: JobRun, cursor: int, color: bool) -> AsyncIterator[Server
             return
         if len(piece.lines) < STREAM_BATCH:
             await asyncio.sleep(STREAM_POLL_S)
+            job_id = run.row.id
+            fresh = jobs.logs.peek(job_id, max_age_s=STREAM_POLL_S)
+            run = fresh if fresh is not None else await run_in_threadpool(jobs.stored_job, job_id)
 
 
 @router.post("/info/job/active/cancel", response_model=JobRead, summary="Cancel the active job")
 def cancel_job(jobs: JobsDep, who: OperatorDep) -> JobRead:
-    run = jobs.cancel(actor=who.name)
-    return JobRead.model_validate(run.row)
-
-
-def _current(row: Any, jobs: JobManager) -> JobRead:
-    # The active job as the daemon holds it: its row in the database turns finished a moment
-    # before the daemon moves it to "last", and a reader must never see it finished here yet
-    # not at GET /info/job/last.
-    active = jobs.active
-    if active is not None and active.row.id == row.id:
-        row = active.row
-    return JobRead.model_validate(row)
+    return JobRead.model_validate(jobs.cancel(actor=who.name))
 
 
 @router.get("/jobs", response_model=list[JobRead], summary="Jobs, newest first")
 def list_jobs(
     db: DbDep,
-    jobs: JobsDep,
     _: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_id: Annotated[
@@ -266,26 +266,24 @@ def list_jobs(
 ) -> list[JobRead]:
     with db.read() as session:
         rows = service.list_jobs(session=session, limit=limit, before_id=before_id)
-        return [_current(r, jobs) for r in rows]
+        return [JobRead.model_validate(r) for r in rows]
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead)
-def get_job(
-    job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, jobs: JobsDep, _: ViewerDep
-) -> JobRead:
+def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, _: ViewerDep) -> JobRead:
     with db.read() as session:
-        return _current(service.get_job(session=session, job_id=job_id), jobs)
+        return JobRead.model_validate(service.get_job(session=session, job_id=job_id))
 
 
 @router.get("/globals", response_model=GlobalsRead, summary="Global extra vars of every job")
 def get_globals(db: DbDep, _: AdminDep) -> GlobalsRead:
     with db.read() as session:
-        return GlobalsRead.model_validate(service.get_globals(session=session))
+        return GlobalsRead.model_validate(variables.get_globals(session=session))
 
 
 @router.put("/globals", response_model=GlobalsRead)
 @router.post("/globals", response_model=GlobalsRead, include_in_schema=False)  # the original's verb
 def set_globals(body: GlobalsBody, db: DbDep, who: AdminDep) -> GlobalsRead:
     with db.write() as session:
-        row = service.set_globals(session=session, extra_vars=body.extra_vars, actor=who.name)
+        row = variables.set_globals(session=session, extra_vars=body.extra_vars, actor=who.name)
     return GlobalsRead.model_validate(row)

@@ -34,7 +34,7 @@ def _json_object(value: Any) -> Any:
 
 ExtraVars = Annotated[Vars, BeforeValidator(_json_object)]
 # Which of them a caller may send depends on the caller's role (app.operator_vars): checked by
-# service.check_extra_vars before a job is accepted.
+# variables.check_extra_vars before a job is accepted.
 _REQUEST_VARS: Any = Field(
     default_factory=dict,
     description="Ansible extra vars, passed to the playbook as data (never templated). An "

@@ -16,12 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import operator_vars
-from app.auth.vocabulary import Role
 from app.db import utcnow
 from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
-from app.jobs.models import Job, JobGlobals
-from app.jobs.vocabulary import ACTIVE_STATUSES, Kind, Status
+from app.jobs.models import Job
+from app.jobs.vocabulary import Kind, Status
 from app.nodes import service as nodes
 from app.nodes.service import NodeView
 from app.nodes.vocabulary import Event, HostGroup, State
@@ -74,16 +72,6 @@ def describe(kind: Kind, names: Sequence[str], host_group: HostGroup | None) -> 
         shown.pop()
 
 
-def check_extra_vars(
-    *, role: Role, extra_vars: dict[str, Any], declared: dict[str, operator_vars.VarSpec]
-) -> None:
-    """An admin may send any extra var; anyone else only the declared ones, each of its type
-    (app.operator_vars). Called before a job is accepted: a refusal leaves nothing behind."""
-    if role == Role.ADMIN:
-        return
-    operator_vars.check_operator_vars(extra_vars, declared=declared)
-
-
 def active_job(*, session: Session) -> Job | None:
     return session.scalar(sa.select(Job).where(Job.active_slot == 1))
 
@@ -96,10 +84,13 @@ def accept_job(
     host_group: HostGroup | None,
     actor: str,
     extra_var_names: Sequence[str] = (),
+    inputs: dict[str, Any] | None = None,
 ) -> Job:
     """Check everything, move the nodes to their *_start state and create the job (queued).
 
-    The timeline records the names of the request's extra vars, never their values (secrets).
+    `inputs` is what the leader needs to run it (the request's extra vars, a discover's
+    addresses); it is kept on the row until the job ends. The timeline records the names of the
+    request's extra vars, never their values (secrets).
     """
     active = active_job(session=session)
     if active is not None:
@@ -110,9 +101,6 @@ def accept_job(
             what = "address" if kind == Kind.DISCOVER else "node"
             raise Invalid(f"{what} {name!r} is given twice (at [{index}]); give each once")
         seen.add(name)
-    moved: list[tuple[NodeView, State, State]] = []
-    if kind != Kind.DISCOVER:
-        moved = _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
     job = Job(
         kind=kind,
         desc=describe(kind, names, host_group),
@@ -123,13 +111,22 @@ def accept_job(
         hosts={},
         active_slot=1,
         created_at=utcnow(),
+        inputs=inputs,
     )
-    session.add(job)
+    # The slot first, before any node row: concurrent requests (on any replica) queue on the one
+    # unique slot, never on node rows taken in different orders, and the loser learns who won.
     try:
-        session.flush()
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
     except IntegrityError:
-        # Another process took the active slot between our check and our insert.
-        raise Conflict("another job was accepted meanwhile; one job runs at a time") from None
+        winner = active_job(session=session)
+        if winner is None:
+            raise Conflict("another job was accepted meanwhile; send the request again") from None
+        raise JobActive(job_id=winner.id, kind=winner.kind) from None
+    moved: list[tuple[NodeView, State, State]] = []
+    if kind != Kind.DISCOVER:
+        moved = _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
     timeline.record_event(
         session=session,
         action=kind,
@@ -195,10 +192,26 @@ def _start_nodes(
     return moved
 
 
-def start_job(*, session: Session, job_id: int) -> tuple[Job, Targets]:
-    job = get_job(session=session, job_id=job_id)
-    job.status = Status.RUNNING
-    job.started_at = utcnow()
+def claim_next_job(*, session: Session, leader: str, epoch: int) -> tuple[Job, Targets] | None:
+    """The leader (in a fenced transaction) takes the oldest queued job nobody claimed: running
+    from here on, under `leader` and its lead's `epoch`. None when there is none."""
+    job = session.scalar(
+        sa.select(Job)
+        .where(Job.status == Status.QUEUED, Job.leader.is_(None))
+        .order_by(Job.id)
+        .limit(1)
+    )
+    if job is None:
+        return None
+    claimed = session.execute(
+        sa.update(Job)
+        .where(Job.id == job.id, Job.status == Status.QUEUED, Job.leader.is_(None))
+        .values(status=Status.RUNNING, started_at=utcnow(), leader=leader, lease_epoch=epoch)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    session.refresh(job)
     targets: list[NodeView] = []
     masters: list[NodeView] = []
     if job.kind != Kind.DISCOVER:
@@ -206,9 +219,33 @@ def start_job(*, session: Session, job_id: int) -> tuple[Job, Targets]:
         targets = [rows[name] for name in job.nodes if name in rows]
         masters = nodes.cluster_masters(session=session, exclude=job.nodes)
     timeline.record_event(
-        session=session, action=job.kind, reason="JobStarted", result=Result.STARTED, job_id=job.id
+        session=session,
+        action=job.kind,
+        reason="JobStarted",
+        result=Result.STARTED,
+        job_id=job.id,
+        note=f"run by {leader}",
     )
     return job, Targets(nodes=targets, cluster_masters=masters)
+
+
+def request_cancel(*, session: Session, actor: str) -> Job:
+    """Ask (on any replica) for the active job to be cancelled; the leader running it reads the
+    row and stops it. A second ask changes nothing."""
+    job = active_job(session=session)
+    if job is None:
+        raise NotFound("no job is active, so there is nothing to cancel")
+    if job.cancel_requested_by is None:
+        job.cancel_requested_by = actor
+        timeline.record_event(
+            session=session,
+            action=job.kind,
+            reason="CancelRequested",
+            result=Result.CANCELED,
+            actor=actor,
+            job_id=job.id,
+        )
+    return job
 
 
 def host_succeeded(hosts: dict[str, dict[str, int]], name: str, *, status: Status) -> bool:
@@ -239,6 +276,7 @@ def finish_job(
     job.error = error
     job.finished_at = utcnow()
     job.active_slot = None
+    job.inputs = None  # the request's vars may hold secrets: they go with the job's end
     duration_ms = None
     if job.started_at is not None:
         duration_ms = int((job.finished_at - job.started_at).total_seconds() * 1000)
@@ -298,22 +336,43 @@ def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
         )
 
 
-def interrupt_unfinished(*, session: Session) -> list[Job]:
-    """Mark every job left queued or running by a daemon that died as interrupted."""
-    unfinished = list(
-        session.scalars(sa.select(Job).where(Job.status.in_(ACTIVE_STATUSES)).order_by(Job.id))
+def abandoned_jobs(*, session: Session, exclude: int | None = None) -> list[Job]:
+    """Jobs a leader took and no longer drives: running, or queued but claimed. A queued job
+    nobody claimed is not among them: the next runner runs it."""
+    query = sa.select(Job).where(
+        sa.or_(
+            Job.status == Status.RUNNING,
+            sa.and_(Job.status == Status.QUEUED, Job.leader.is_not(None)),
+        )
     )
-    for job in unfinished:
+    if exclude is not None:
+        query = query.where(Job.id != exclude)
+    return list(session.scalars(query.order_by(Job.id)))
+
+
+def interruption(job: Job) -> str:
+    """Why an abandoned job ended, as its error says and its log's last line."""
+    who = f"the replica {job.leader}" if job.leader else "the replica"
+    return (
+        f"clusterm stopped while this job was running ({who} that ran it stopped or lost the lead)"
+    )
+
+
+def interrupt_abandoned(*, session: Session, exclude: int | None = None) -> list[Job]:
+    """Mark every abandoned job interrupted (a leader that died, stopped or lost the lead), its
+    nodes settled as failed. Called by a new leader, in a fenced transaction."""
+    abandoned = abandoned_jobs(session=session, exclude=exclude)
+    for job in abandoned:
         finish_job(
             session=session,
             job_id=job.id,
             status=Status.INTERRUPTED,
             rc=None,
             hosts=job.hosts,
-            error="clusterm stopped while this job was running (a crash, a kill or a reboot); "
-            "its nodes were marked failed: check them, then run the job again",
+            error=f"{interruption(job)}: a crash, a kill, a reboot or a lost lead; its nodes "
+            "were marked failed: check them, then run the job again",
         )
-    return unfinished
+    return abandoned
 
 
 def get_job(*, session: Session, job_id: int) -> Job:
@@ -334,54 +393,3 @@ def last_finished_job(*, session: Session) -> Job | None:
     return session.scalar(
         sa.select(Job).where(Job.active_slot.is_(None)).order_by(Job.id.desc()).limit(1)
     )
-
-
-# --- global extra vars ---------------------------------------------------------------------------
-
-
-def get_globals(*, session: Session) -> JobGlobals:
-    row = session.get(JobGlobals, 1)
-    return row or JobGlobals(id=1, extra_vars={}, updated_by=None, updated_at=utcnow())
-
-
-def set_globals(*, session: Session, extra_vars: dict[str, Any], actor: str) -> JobGlobals:
-    row = session.get(JobGlobals, 1)
-    if row is None:
-        row = JobGlobals(id=1)
-        session.add(row)
-    before = set(row.extra_vars or {})
-    row.extra_vars = extra_vars
-    row.updated_by = actor
-    row.updated_at = utcnow()
-    # Keys only: values may be secrets.
-    timeline.record_event(
-        session=session,
-        action="globals.set",
-        reason="GlobalsChanged",
-        result=Result.SUCCEEDED,
-        severity=Severity.AUDIT,
-        actor=actor,
-        details={
-            "added": sorted(set(extra_vars) - before),
-            "removed": sorted(before - set(extra_vars)),
-            "keys": sorted(extra_vars),
-        },
-    )
-    return row
-
-
-def merge_extra_vars(
-    *,
-    settings_vars: dict[str, Any],
-    global_vars: dict[str, Any],
-    request_vars: dict[str, Any],
-    job: Job,
-) -> dict[str, Any]:
-    """settings < globals < request; clusterm's own two on top, so a playbook can trust them."""
-    return {
-        **settings_vars,
-        **global_vars,
-        **request_vars,
-        "clusterm_job_id": job.id,
-        "clusterm_job_kind": job.kind,
-    }

@@ -142,7 +142,7 @@ def test_a_restart_after_everything_was_killed_kills_the_job_and_spares_a_reader
 
     # An operator follows the job's log: its command line names the job's directory, as
     # ansible-playbook's does.
-    log_file = next(p for p in sorted((job_dir / "log").iterdir()) if p.is_file())
+    log_file = job_dir / "main" / "inventory" / "hosts.yml"
     tail = subprocess.Popen(["tail", "-f", str(log_file)], stdout=subprocess.DEVNULL)
     reader.append(tail)
     # The job's processes as an observer sees them: those naming the job's directory, but for

@@ -1,11 +1,12 @@
-"""The log buffer: numbering, cursors, the cap's head/marker/tail rule, and its spool."""
+"""The log buffer: numbering, cursors, the cap's head/marker/tail rule, and a copy rebuilt from
+what a writer stored (the database side of it: tests/jobs/test_logstore.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from app.ansible.logbuffer import LogBuffer, clean_line
+from app.ansible.logbuffer import LogBuffer, LogSlice, Pending, clean_line
 
 
 def test_lines_are_numbered_from_one_and_read_after_a_cursor() -> None:
@@ -57,9 +58,9 @@ def test_past_the_cap_head_marker_and_tail_keep_absolute_numbers() -> None:
     assert buf.read(since=first_tail).gap is None
 
 
-def test_fifty_megabytes_keep_memory_bounded(tmp_path: Path) -> None:
+def test_fifty_megabytes_keep_memory_bounded() -> None:
     cap = 1024 * 1024
-    buf = LogBuffer(cap_bytes=cap, spool_dir=tmp_path / "log")
+    buf = LogBuffer(cap_bytes=cap)
     before = rss_bytes()
     for batch in range(500):  # 50 MB, as fresh strings (as runner's events are)
         buf.append_lines([f"{batch:04d}{n:04d}" + "x" * 91 for n in range(1000)])
@@ -69,9 +70,9 @@ def test_fifty_megabytes_keep_memory_bounded(tmp_path: Path) -> None:
     piece = buf.read()
     assert piece.dropped_lines > 480_000
     assert piece.next_line == 500_001
-    # The spool on disk is bounded too: the head, and at most ~2x the tail.
-    spooled = sum(p.stat().st_size for p in (tmp_path / "log").iterdir())
-    assert spooled < 3 * cap
+    # What a writer that stored nothing yet would store now: the head and the tail, no more.
+    pending = buf.pending(1)
+    assert sum(len(line) + 1 for _, run in pending.runs for line in run) <= cap
     buf.close()
     assert piece.lines[-1] == "04990999" + "x" * 91
 
@@ -81,39 +82,91 @@ def rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def test_the_spool_restores_the_log_after_a_crash(tmp_path: Path) -> None:
+def same(a: LogSlice, b: LogSlice) -> None:
+    assert (a.lines, a.first_line, a.next_line, a.gap) == (
+        b.lines,
+        b.first_line,
+        b.next_line,
+        b.gap,
+    )
+    assert (a.dropped_lines, a.dropped_bytes, a.complete) == (
+        b.dropped_lines,
+        b.dropped_bytes,
+        b.complete,
+    )
+
+
+class Store:
+    """A writer's side in memory: the runs stored so far and the shape last written, as the
+    database keeps them (a run wholly evicted from the tail is deleted)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, list[str]]] = []
+        self.shape = Pending([], 1, None, 1, 0, False)
+        self.stored = 1
+
+    def flush(self, buf: LogBuffer) -> None:
+        pending = buf.pending(self.stored)
+        self.runs.extend(pending.runs)
+        head = pending.head_lines
+        if head is not None:
+            self.runs = [
+                (f, r) for f, r in self.runs if f <= head or f + len(r) - 1 >= pending.tail_first
+            ]
+        self.shape, self.stored = pending, pending.next_line
+
+    def after(self, line: int) -> list[tuple[int, list[str]]]:
+        return [(f, r) for f, r in self.runs if f + len(r) - 1 >= line]
+
+
+def test_a_copy_rebuilt_from_stored_runs_reads_like_the_buffer() -> None:
     cap = 16 * 1024
-    buf = LogBuffer(cap_bytes=cap, spool_dir=tmp_path / "log")
-    for n in range(1, 3001, 6):  # batches that straddle the head's end, as events do
-        buf.append_lines([f"line {k}" for k in range(n, n + 6)])
-    before = buf.read()
-    # No close(): as after kill -9.
-    again = LogBuffer.load(tmp_path / "log", cap_bytes=cap)
-    after = again.read()
-    assert not after.complete
-    assert after.next_line == before.next_line == 3001
-    assert after.lines[-1] == "line 3000"
-    assert after.lines[0] == "line 1"
-    assert after.gap is not None
-    assert before.gap is not None
-    assert after.gap.after_line == before.gap.after_line
-    assert after.dropped_lines == before.dropped_lines
-    assert all(line == f"line {n}" for n, line in after.numbered() if n is not None)
-    buf.close()  # (the file handle of the "dead" writer)
-    again.close(["[interrupted]"])
-    final = LogBuffer.load(tmp_path / "log", cap_bytes=cap).read()
-    assert final.complete
-    assert final.lines[-1] == "[interrupted]"
-    assert final.next_line == 3002
+    buf, store = LogBuffer(cap_bytes=cap), Store()
+    copy = LogBuffer(cap_bytes=cap)
+    n = 0
+    for batch in range(300):
+        size = 3 if batch % 7 else 40  # now and then a burst the tail drops before a flush
+        buf.append_lines([f"line {k}" + ("\u00e9" * (k % 3)) for k in range(n + 1, n + size + 1)])
+        n += size
+        if batch % 5 == 0:
+            buf.append_lines(["y" * 5000])  # cut at a sixteenth of the cap
+            n += 1
+        if batch % 4 == 0:
+            store.flush(buf)
+            # Brought up to date with what lies past it, as a replica's cached copy is.
+            assert copy.extend_stored(store.after(copy.next_line), store.shape)
+            same(copy.read(), buf.read())
+    buf.close(["[end]"])
+    store.flush(buf)
+    assert store.shape.complete
+    assert copy.extend_stored(store.after(copy.next_line), store.shape)
+    fresh = LogBuffer(cap_bytes=cap)
+    assert fresh.extend_stored(store.after(1), store.shape)
+    for rebuilt in (copy, fresh):
+        same(rebuilt.read(), buf.read())
+        for since in (0, 5, buf.next_line - 10, buf.next_line - 1):
+            same(rebuilt.read(since=since, limit=50), buf.read(since=since, limit=50))
+        same(rebuilt.read(tail=7), buf.read(tail=7))
+    full = buf.read()
+    assert full.gap is not None
+    assert any(line.endswith(f"[clusterm: line cut at {cap // 16} chars]") for line in full.lines)
 
 
-def test_small_log_spool_round_trip(tmp_path: Path) -> None:
-    buf = LogBuffer(cap_bytes=1 << 20, spool_dir=tmp_path / "log")
-    buf.append_text("a\r\n\x1b[0;32mok\x1b[0m\r\nline with \r carriage return")
-    buf.close()
-    loaded = LogBuffer.load(tmp_path / "log", cap_bytes=1 << 20).read()
-    assert loaded.lines == ["a", "\x1b[0;32mok\x1b[0m", "line with \r carriage return"]
-    assert loaded.complete
+def test_a_stale_copy_catches_up_across_the_lines_the_tail_dropped_meanwhile() -> None:
+    cap = 8 * 1024
+    buf, store = LogBuffer(cap_bytes=cap), Store()
+    buf.append_lines([f"line {k}" for k in range(1, 2000)])
+    store.flush(buf)
+    stale = LogBuffer(cap_bytes=cap)
+    assert stale.extend_stored(store.after(1), store.shape)
+    for start in range(2000, 6000, 500):  # flushes the stale copy never saw
+        buf.append_lines([f"line {k}" for k in range(start, start + 500)])
+        store.flush(buf)
+    assert store.after(stale.next_line)[0][0] > stale.next_line  # its next lines are gone
+    assert stale.extend_stored(store.after(stale.next_line), store.shape)
+    same(stale.read(), buf.read())
+    # Lines missing from the head, though, cannot be made up for: the caller rebuilds.
+    assert not LogBuffer(cap_bytes=cap).extend_stored(store.runs[1:], store.shape)
 
 
 def test_invalid_utf8_and_runaway_lines() -> None:

@@ -233,7 +233,7 @@ def test_big_output_keeps_head_marker_and_tail_and_odd_bytes(data_dir: Any, db_u
     assert last["next_line"] == gap["after_line"] + gap["lines"] + len(tail) + 1
     assert marker == gap["after_line"]
 
-    with TestClient(create_app(settings)) as client:  # after a restart, from the spool
+    with TestClient(create_app(settings)) as client:  # after a restart, from the database
         client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
         again = client.get("/info/job/last").json()
         assert again["logs"] == lines

@@ -5,8 +5,8 @@ plane, with its own verbosity at 5 and Ansible's at 3 (-vvv). The session uses a
 role, a password node var, a secret global, a refused request carrying a secret, and a commission
 whose control-plane join gets a join token, the CA certificate hash and a certificate key (one
 join attempt refused first, so the failure evidence is reported too). Then the daemon's log, the
-job logs as the API serves them and every file of the job directories are searched for each of
-those secrets.
+job logs as the API serves them and as the database stores them, and every file of the job
+directories are searched for each of those secrets.
 
 The admin's globals also hold shell syntax in a variable the join's verification loop puts in a
 shell line: the playbooks quote it, so it stays one word (defence in depth: a value from a request
@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -156,7 +157,13 @@ def test_no_secret_reaches_a_log_or_a_job_log(ssh_hosts: SshHosts, tmp_path: Pat
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
             continue
         where[str(path.relative_to(data_dir))] = path.read_text(errors="replace")
-    assert any(name.endswith(".log") or "/log/" in name for name in where), sorted(where)
+    # The job's log as the database stores it (every chunk), and what its row kept.
+    with sqlite3.connect(data_dir / "clusterm.db") as conn:
+        chunks = [text for (text,) in conn.execute("SELECT text FROM job_log_chunk ORDER BY id")]
+        inputs = conn.execute("SELECT inputs FROM job").fetchall()
+    where["stored job log"] = "\n".join(chunks)
+    assert "clusterm join attempt" in where["stored job log"]
+    assert inputs == [(None,)], "a job's request vars go with its end"
 
     leaks = [
         f"{secret_name} in {place}"

@@ -121,13 +121,15 @@ def test_a_job_inventory_lists_the_masters_by_the_rule(db: Database) -> None:
     move(db, "m-b", *COMMISSION)
     move(db, "m-a", *COMMISSION)
     with db.write() as session:
-        job = jobs.accept_job(
+        jobs.accept_job(
             session=session,
             kind=Kind.COMMISSION,
             names=["w1"],
             host_group=None,
             actor="test",
         )
-        _, targets = jobs.start_job(session=session, job_id=job.id)
+        claimed = jobs.claim_next_job(session=session, leader="test", epoch=1)
+        assert claimed is not None
+        _, targets = claimed
         assert [n.name for n in targets.cluster_masters] == ["m-b", "m-a"]
         assert [n.name for n in targets.nodes] == ["w1"]

@@ -1,0 +1,301 @@
+"""One job's run on the leader: claimed, run in a child process, its log stored as it grows, ended.
+
+The job's thread runs Ansible (app.ansible.process) and feeds its output to an in-memory log
+buffer; a flusher thread stores that buffer every `FLUSH_S` (app.jobs.logstore) in a fenced
+transaction that also reads the row (a cancel asked on any replica). Ansible's output callback
+never waits for the database.
+
+Order at the end of a job, so that no reader sees "finished" with lines still to come: the
+flusher stops, the log is closed (its last line says how the job ended), then its last lines,
+`complete` and the job's end are written in one fenced transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.ansible import inventory, leftovers, process
+from app.ansible.env import ansible_env
+from app.ansible.logbuffer import LogBuffer
+from app.ansible.spec import RunResult, RunSpec
+from app.cluster import known_hosts
+from app.cluster.leadership import Leadership, LeadLost
+from app.config import Settings
+from app.db import Database
+from app.jobs import logstore, variables
+from app.jobs import service as jobs
+from app.jobs.joins import JoinRecorder
+from app.jobs.models import Job
+from app.jobs.vocabulary import Kind, Status
+from app.nodes import service as nodes
+
+log = logging.getLogger("clusterm.jobs")
+
+FLUSH_S = 0.5  # the log reaches the database at least this often while a job prints
+FINISH_ATTEMPTS = 3
+CLEANUP_MARKER = "==== clusterm: cleanup of the failed hosts ({hosts}) with {playbook} ===="
+
+
+@dataclass
+class JobRun:
+    """A job the leader drives: its row as claimed, its log, and what stops it."""
+
+    row: Job
+    log: LogBuffer
+    writer: logstore.LogWriter
+    extra_vars: dict[str, Any]
+    inventory: dict[str, Any] | None  # None: it could not be built (`error` says why)
+    error: str | None = None
+    cancel_requested_by: str | None = None
+    lead_lost: bool = False  # the lead went: stop at once, write nothing more
+    wake: threading.Event = field(default_factory=threading.Event)  # look at the row now
+    running: threading.Event = field(default_factory=threading.Event)  # the flusher's to go on
+
+
+class Execution:
+    """Claims and runs jobs for the runner (app.jobs.runner), one at a time."""
+
+    def __init__(
+        self, *, db: Database, settings: Settings, leadership: Leadership, jobs_dir: Path
+    ) -> None:
+        self.db, self.settings, self.leadership = db, settings, leadership
+        self.jobs_dir = jobs_dir
+        self.stopping = False  # the runner is stopping: the job ends as interrupted
+
+    def claim(self) -> JobRun | None:
+        """Take the oldest queued job, fenced; LeadLost when this replica does not lead."""
+        cap = self.settings.job_log_cap_bytes
+        with self.db.write() as session:
+            self.leadership.fence(session)
+            claimed = jobs.claim_next_job(
+                session=session, leader=self.leadership.replica_id, epoch=self.leadership.epoch
+            )
+            if claimed is None:
+                return None
+            row, targets = claimed
+            logstore.create_log(session=session, job_id=row.id)
+            inputs = row.inputs or {}
+            merged = variables.merge_extra_vars(
+                settings_vars=self.settings.extra_vars,
+                global_vars=variables.get_globals(session=session).extra_vars,
+                request_vars=inputs.get("extra_vars") or {},
+                job=row,
+            )
+            inv, error = None, None
+            try:
+                if row.kind == Kind.DISCOVER:
+                    addresses = [inventory.Address(**a) for a in inputs.get("addresses") or []]
+                    inv = inventory.address_inventory(addresses)
+                else:
+                    inv = inventory.node_inventory(
+                        targets=[nodes.ansible_host(n) for n in targets.nodes],
+                        cluster_masters=[nodes.ansible_host(n) for n in targets.cluster_masters],
+                    )
+            except Exception as exc:
+                log.exception("job %s: could not build its inventory", row.id)
+                error = f"clusterm could not run the job: {type(exc).__name__}: {exc}"
+        buffer = LogBuffer(cap_bytes=cap)
+        writer = logstore.LogWriter(
+            db=self.db, leadership=self.leadership, job_id=row.id, buffer=buffer
+        )
+        return JobRun(
+            row=row,
+            log=buffer,
+            writer=writer,
+            extra_vars=merged,
+            inventory=inv,
+            error=error,
+            cancel_requested_by=row.cancel_requested_by,
+        )
+
+    def job_dir(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    def _playbook(self, kind: Kind) -> Path:
+        name: str = getattr(self.settings, f"{kind}_playbook")
+        # Absolute: ansible-playbook runs in the job's private data dir, not in ours.
+        return (self.settings.playbook_dir / name).absolute()
+
+    def _stopped(self, run: JobRun) -> bool:
+        return run.cancel_requested_by is not None or run.lead_lost or self.stopping
+
+    # --- the job's thread ------------------------------------------------------------------------
+
+    def execute(self, run: JobRun) -> None:
+        job_id = run.row.id
+        status, rc, hosts, error = Status.FAILED, None, {}, run.error
+        started = time.monotonic()
+        run.running.set()
+        flusher = threading.Thread(
+            target=self._flush_loop, args=(run,), name=f"job-{job_id}-log", daemon=True
+        )
+        flusher.start()
+        try:
+            if run.inventory is not None and self._stopped(run):
+                status = Status.CANCELED  # asked before it ran: it never starts
+            elif run.inventory is not None:
+                result = self._run(run, self._playbook(run.row.kind), run.inventory, "main")
+                status, rc, hosts = Status(result.status.value), result.rc, result.hosts
+                error = result.error
+                if run.row.kind == Kind.COMMISSION and status == Status.FAILED:
+                    self._cleanup(run, run.inventory, hosts, status)
+        except Exception as exc:
+            log.exception("job %s could not run", job_id)
+            error = f"clusterm could not run the job: {type(exc).__name__}: {exc}"
+        run.running.clear()
+        run.wake.set()
+        flusher.join()
+        if run.lead_lost:
+            log.error("job %s: the lead was lost; the next leader ends it", job_id)
+            return
+        if status == Status.CANCELED and self.stopping and run.cancel_requested_by is None:
+            status = Status.INTERRUPTED
+        error = error or self._explain(run, status, rc, hosts)
+        elapsed = time.monotonic() - started
+        summary = f"[clusterm: job {job_id} {status}"
+        summary += f" (rc {rc})" if rc is not None else ""
+        summary += f" after {elapsed:.1f} s" + (f": {error}]" if error else "]")
+        run.log.close(["", summary])
+        self._finish(run, status=status, rc=rc, hosts=hosts, error=error)
+
+    def _flush_loop(self, run: JobRun) -> None:
+        while run.running.is_set() and not run.lead_lost:
+            run.wake.wait(FLUSH_S)
+            run.wake.clear()
+            if not run.running.is_set() or run.lead_lost:
+                return
+            try:
+                asked = run.writer.flush(
+                    lambda s: s.scalar(
+                        sa.select(Job.cancel_requested_by).where(Job.id == run.row.id)
+                    )
+                )
+            except LeadLost:
+                self.lose(run)
+                return
+            except Exception as exc:
+                # The next batch stores these lines too (or the tail drops them, as it would).
+                log.warning("job %s: could not store its log now: %s", run.row.id, exc)
+                continue
+            if asked is not None and run.cancel_requested_by is None:
+                run.cancel_requested_by = asked
+
+    def lose(self, run: JobRun) -> None:
+        """The lead is gone: stop driving `run` now (no database needed), kill what it runs."""
+        run.lead_lost = True
+        run.wake.set()
+        for run_dir in self.job_dir(run.row.id).glob("*/"):
+            leftovers.kill_leftovers(run_dir)
+
+    def _run(self, run: JobRun, playbook: Path, inv: dict[str, Any], name: str) -> RunResult:
+        run_dir = self.job_dir(run.row.id) / name
+        inv_path = inventory.write_inventory(run_dir / "inventory" / "hosts.yml", inv)
+        extra_vars = run.extra_vars
+        if name == "cleanup":
+            extra_vars = {**extra_vars, "clusterm_job_kind": "cleanup"}
+        # Join attempts reach the timeline while the job runs (app.jobs.joins); the host keys
+        # every replica trusts are the database's (app.cluster.known_hosts).
+        try:
+            with (
+                known_hosts.shared(self.db, self.settings.known_hosts_file),
+                JoinRecorder(db=self.db, job=run.row) as joins,
+            ):
+                spec = RunSpec(
+                    private_data_dir=run_dir,
+                    playbook=playbook,
+                    inventory=inv_path,
+                    extra_vars=extra_vars,
+                    env=ansible_env(self.settings),
+                    timeout_s=self.settings.job_timeout_s,
+                    wants_reports=True,
+                )
+                return process.run_playbook(
+                    spec,
+                    on_output=run.log.append_text,
+                    should_cancel=lambda: self._stopped(run),
+                    on_report=joins.report,
+                )
+        finally:
+            # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
+            leftovers.kill_leftovers(run_dir)
+
+    def _cleanup(
+        self, run: JobRun, inv: dict[str, Any], hosts: dict[str, dict[str, int]], status: Status
+    ) -> None:
+        failed = [n for n in run.row.nodes if not jobs.host_succeeded(hosts, n, status=status)]
+        if not failed or self._stopped(run):
+            return
+        playbook = (self.settings.playbook_dir / self.settings.cleanup_playbook).absolute()
+        run.log.append_lines(
+            ["", CLEANUP_MARKER.format(hosts=", ".join(failed), playbook=playbook)]
+        )
+        if not playbook.is_file():
+            run.log.append_lines([f"[clusterm: no cleanup: {playbook} does not exist]"])
+            return
+        children = inv["all"]["children"]
+        for group in children.values():
+            group["hosts"] = {
+                h: None for h in group["hosts"] if h in failed or h not in run.row.nodes
+            }
+        children["targets"]["hosts"] = dict.fromkeys(failed)
+        result = self._run(run, playbook, inv, "cleanup")
+        run.log.append_lines([f"[clusterm: cleanup {result.status} (rc {result.rc})]"])
+
+    def _explain(
+        self, run: JobRun, status: Status, rc: int | None, hosts: dict[str, dict[str, int]]
+    ) -> str | None:
+        if status == Status.SUCCESSFUL:
+            return None
+        if status == Status.INTERRUPTED:
+            return "clusterm was stopped while the job was running; its nodes were marked failed"
+        if status == Status.CANCELED:
+            return f"canceled by {run.cancel_requested_by}"
+        if status == Status.TIMEOUT:
+            return (
+                f"the job ran longer than job_timeout_s ({self.settings.job_timeout_s} s) "
+                "and was stopped"
+            )
+        bad = [
+            f"{h} ({'unreachable' if c.get('unreachable') else 'failed'})"
+            for h, c in hosts.items()
+            if c.get("failed") or c.get("unreachable")
+        ]
+        if bad:
+            return "hosts failed: " + ", ".join(bad)
+        return f"ansible-playbook failed with rc {rc}; the log says why"
+
+    def _finish(
+        self,
+        run: JobRun,
+        *,
+        status: Status,
+        rc: int | None,
+        hosts: dict[str, dict[str, int]],
+        error: str | None,
+    ) -> None:
+        """The log's last lines and the job's end, in one fenced transaction."""
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                run.row = run.writer.flush(
+                    lambda s: jobs.finish_job(
+                        session=s, job_id=run.row.id, status=status, rc=rc, hosts=hosts, error=error
+                    )
+                )
+                return
+            except LeadLost:
+                log.error("job %s: the lead was lost before its end was written", run.row.id)
+                return
+            except Exception:
+                # The row stays running; the next leader (or the next start) ends it as
+                # interrupted.
+                log.exception(
+                    "could not record the end of job %s (attempt %d)", run.row.id, attempt
+                )
+                time.sleep(0.5)
