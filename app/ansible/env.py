@@ -26,6 +26,8 @@ def _ssh_env(settings: Settings) -> dict[str, str]:
     else:
         strict = "accept-new" if settings.ssh_host_key_policy == "accept-new" else "yes"
         env["ANSIBLE_HOST_KEY_CHECKING"] = "True"
+        # The file is the database's known hosts, written before each run and read back after
+        # it by the leader (app.cluster.known_hosts), so every replica trusts the same keys.
         env["ANSIBLE_SSH_COMMON_ARGS"] = (
             f"-o StrictHostKeyChecking={strict} -o UserKnownHostsFile={settings.known_hosts_file}"
         )

@@ -6,4 +6,7 @@ not know its name, an operator's `kubectl delete node`); the kubelet never re-re
 `drift_interval_s`, marks each commissioned node as in the cluster or missing, records
 `NodeMissing` / `NodeReturned` on the timeline, and, when `drift_remediate` is on, queues a
 re-join (an `update` job) for a missing node.
+
+With replicas, the leader alone checks (app.drift.watch); a check asked for on any replica is a
+row the leader runs (app.drift.asking, app.drift.checks), and every replica reads the results.
 """

@@ -4,10 +4,10 @@ import datetime as dt
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import OperatorDep, ViewerDep
 from app.deps import DriftDep
+from app.drift import asking
 from app.drift.watch import Check, DriftWatch
 
 router = APIRouter(tags=["drift"])
@@ -34,14 +34,16 @@ def _read(watch: DriftWatch, check: Check) -> CheckRead:
 
 @router.get("/info/drift", response_model=CheckRead)
 def last_check(watch: DriftDep, _: ViewerDep) -> CheckRead:
-    return _read(watch, watch.last_check())
+    """The last check that ended, whichever replica ran it."""
+    return _read(watch, asking.last_check(watch))
 
 
 @router.post(
     "/drift/check",
     response_model=CheckRead,
-    summary="Check now; 409 CheckRunning at once while a check runs (nobody waits for it), "
-    "503 Unavailable while clusterm is stopping",
+    summary="Check now, on any replica (the leader runs it); 409 CheckRunning at once while a "
+    "check runs (nobody waits for it), 503 Unavailable while clusterm is stopping or no "
+    "replica leads",
 )
-async def check_now(watch: DriftDep, _: OperatorDep) -> CheckRead:
-    return _read(watch, await run_in_threadpool(watch.check))
+async def check_now(watch: DriftDep, who: OperatorDep) -> CheckRead:
+    return _read(watch, await asking.ask(watch, actor=who.name))

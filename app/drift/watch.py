@@ -1,24 +1,33 @@
-"""The drift watch's loop: check every interval, remediate when asked, remember the last check."""
+"""The drift watch: the leader checks every interval and whenever a replica asks (app.drift.asking),
+through the database (app.drift.checks).
+
+The watch is a background component: its loop runs on the leader only. It wakes when a check is
+asked for (signal DRIFT), and looks at least every `POLL_S` in case a signal was lost. Whatever it
+writes is fenced: a replica that lost the lead records no finding and queues no re-join.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
+from app.cluster import known_hosts
+from app.cluster.leadership import Leadership, LeadLost
+from app.cluster.signals import DRIFT, Signals
 from app.config import Settings
-from app.db import Database, utcnow
+from app.db import Database, DatabaseClosed, utcnow
+from app.drift import checks
 from app.drift import service as drift
+from app.drift.checks import Check, CheckRunning
 from app.drift.source import list_cluster_nodes
-from app.errors import ClustermError, Conflict, NotFound, Unavailable
+from app.errors import ClustermError
 from app.jobs.vocabulary import Kind
 from app.nodes import service as nodes
 from app.nodes.vocabulary import HostGroup
@@ -27,23 +36,12 @@ from app.timeline.vocabulary import Result, Severity
 
 log = logging.getLogger("clusterm.drift")
 
+__all__ = ["Check", "CheckRunning", "DriftWatch", "JobQueue"]
+
 STOP_WARN_S = 10.0
-
-
-@dataclass
-class Check:
-    """What the last check found (GET /info/drift)."""
-
-    at: dt.datetime
-    outcome: str  # checked | skipped | failed
-    message: str
-    master: str | None = None
-    missing: list[str] = field(default_factory=list)
-    remediation_jobs: list[int] = field(default_factory=list)
-
-
-class CheckRunning(Conflict):
-    pass
+POLL_S = 1.0  # how often the leader looks for a check asked for, signal or not
+ERROR_PAUSE_S = 5.0
+RESULTS_KEPT = 32  # checks this replica ran, handed to its own askers without a read
 
 
 class QueuedJob(Protocol):
@@ -73,36 +71,60 @@ class JobQueue(Protocol):
 class DriftWatch:
     name = "drift watch"
 
-    def __init__(self, *, db: Database, settings: Settings, jobs: JobQueue) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        jobs: JobQueue,
+        leadership: Leadership,
+        signals: Signals,
+    ) -> None:
         self.db, self.settings, self.jobs = db, settings, jobs
-        self.last: Check | None = None
+        self.leadership, self.signals = leadership, signals
         self._remediated_at: dict[str, float] = {}  # node -> monotonic time of its last re-join
-        # One check at a time (the loop and POST /drift/check). Never waited for: a second
-        # caller is told at once, rather than holding a worker thread for up to drift_timeout_s.
+        # Held while a check runs in its thread: `stop` waits for it.
         self._lock = threading.Lock()
-        self._running_since: dt.datetime | None = None
-        # Checks are taken only between start() and stop() (see app.runtime).
+        self.results: dict[int, Check] = {}
+        # Askers on this replica waiting for a check, woken as soon as this replica ends it.
+        self.waiters: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        # Checks are run only between start() and stop() (see app.runtime).
         self._stopping = True
-        self._loop: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        signals.subscribe(DRIFT, self._heard)
+
+    @property
+    def refusing(self) -> bool:
+        """This replica leads but runs no check: it is stopping (or not started yet)."""
+        return self.leadership.is_leader and self._stopping
+
+    # --- the background component (the leader) --------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        await run_in_threadpool(self._close_leftovers)
         self._stopping = False
-        self._loop = asyncio.get_running_loop().create_task(self.run_forever())
+        self._task = self._loop.create_task(self.run_forever())
 
     def refuse_work(self) -> None:
         # Also the cancel of a check in flight: its playbook is stopped (`should_cancel`) and it
         # queues no re-join.
         self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
 
     async def stop(self) -> None:
         """Refuse checks, stop the loop, and wait for a check in flight to end: it would
         otherwise go on using the database after the runtime closed it."""
         self.refuse_work()
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await loop
+                await task
         await anyio.to_thread.run_sync(self._wait_for_check)
 
     def _wait_for_check(self) -> None:
@@ -110,42 +132,78 @@ class DriftWatch:
             log.warning("still waiting for a drift check to end after its cancel")
         self._lock.release()
 
-    def _refused(self) -> Unavailable:
-        return Unavailable(
-            "clusterm is stopping and runs no drift check; ask again once it is back",
-            retry_after_s=5,
-        )
+    def _heard(self, _payload: str) -> None:
+        # In the signal listener's thread: only the event loop may touch the event.
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
 
-    def last_check(self) -> Check:
-        if self.last is None:
-            raise NotFound(
-                "no drift check has run yet; one runs every drift_interval_s "
-                f"({self.settings.drift_interval_s:g} s), or now with POST /drift/check"
-            )
-        return self.last
+    def _close_leftovers(self) -> None:
+        with self.db.write() as session:
+            self.leadership.fence(session)
+            closed = checks.close_running(session=session, replica=self.leadership.replica_id)
+        if closed:
+            log.warning("closed %d drift check(s) the last leader left running", closed)
 
-    def check(self) -> Check:
-        """Run one check now (blocking: call it from a thread); CheckRunning if one runs,
-        Unavailable while the watch is stopped."""
-        if self._stopping:
-            raise self._refused()
-        if not self._lock.acquire(blocking=False):
-            since = self._running_since
-            raise CheckRunning(
-                "a drift check is already running"
-                + (f" (since {since.isoformat(timespec='seconds')})" if since else "")
-                + "; its result will be at GET /info/drift when it ends",
-                running_since=since.isoformat() if since else None,
-            )
-        try:
-            if self._stopping:  # stopped between the look above and the lock: `stop` may
-                raise self._refused()  # already have waited for the lock, and returned
-            self._running_since = utcnow()
-            self.last = self._check()
-            return self.last
-        finally:
-            self._running_since = None
-            self._lock.release()
+    async def run_forever(self) -> None:
+        interval = self.settings.drift_interval_s
+        next_at = time.monotonic() + interval if interval > 0 else None
+        while not self._stopping:
+            due = next_at is not None and time.monotonic() >= next_at
+            pause = POLL_S
+            try:
+                ran = await run_in_threadpool(self._run_next, due)
+            except LeadLost:
+                # The runtime stops the watch as the lead goes; the checks asked for wait for
+                # the next leader.
+                log.warning("the drift watch stopped checking: this replica lost the lead")
+                ran, pause = False, ERROR_PAUSE_S
+            except Exception:
+                # The watch must outlive any one bad check or database hiccup; the log has why.
+                log.exception("drift check crashed")
+                ran, pause = False, ERROR_PAUSE_S
+            if ran:
+                if next_at is not None:
+                    next_at = time.monotonic() + interval  # a check asked for serves as this one
+                continue  # another may have been asked for meanwhile
+            if next_at is not None:
+                pause = min(pause, max(0.0, next_at - time.monotonic()))
+            assert self._wake is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+            self._wake.clear()
+
+    def _run_next(self, interval_due: bool) -> bool:
+        """Take and run the next check, if any (blocking: in a thread); whether one ran."""
+        with self._lock:
+            if self._stopping:
+                return False
+            with self.db.write() as session:
+                self.leadership.fence(session)
+                check_id = checks.take_next(
+                    session=session,
+                    replica=self.leadership.replica_id,
+                    interval_due=interval_due,
+                )
+            if check_id is None:
+                return False
+            try:
+                found = self._check()
+            except (LeadLost, DatabaseClosed):
+                raise
+            except Exception:
+                log.exception("drift check %d crashed", check_id)
+                found = Check(utcnow(), "failed", "clusterm failed while checking; see its log")
+            with self.db.write() as session:
+                self.leadership.fence(session)
+                checks.finish(session=session, check_id=check_id, check=found)
+            self.results[check_id] = found
+            while len(self.results) > RESULTS_KEPT:
+                del self.results[min(self.results)]
+            waiter = self.waiters.get(check_id)
+            if waiter is not None and not waiter[0].is_closed():
+                waiter[0].call_soon_threadsafe(waiter[1].set)
+            return True
 
     def _check(self) -> Check:
         now = utcnow()
@@ -156,17 +214,20 @@ class DriftWatch:
             master = nodes.first_master(session=session)
         if master is None:
             return Check(now, "skipped", "no master in the cluster to ask")
+        work_dir = self.settings.data_dir / "drift"
         try:
-            present = list_cluster_nodes(
-                settings=self.settings,
-                master=nodes.ansible_host(master),
-                work_dir=self.settings.data_dir / "drift",
-                should_cancel=lambda: self._stopping,
-            )
+            with known_hosts.shared(self.db, self.settings.known_hosts_file):
+                present = list_cluster_nodes(
+                    settings=self.settings,
+                    master=nodes.ansible_host(master),
+                    work_dir=work_dir,
+                    should_cancel=lambda: self._stopping or not self.leadership.is_leader,
+                )
         except ClustermError as exc:
             log.warning("drift check failed: %s", exc.message)
             return Check(now, "failed", exc.message, master=master.name)
         with self.db.write() as session:
+            self.leadership.fence(session)
             found = drift.apply_node_list(session=session, present=present, now=now)
         for name in found.newly_missing:
             log.warning("node %s is missing from the cluster", name)
@@ -181,15 +242,18 @@ class DriftWatch:
 
     def _remediate(self, missing: list[str]) -> list[int]:
         """Queue a re-join for a missing node: at most once per interval per node, never while
-        another job is active (one job at a time: the next node waits for the next check)."""
+        another job is active (one job at a time: the next node waits for the next check), and
+        only while this replica leads."""
         started: list[int] = []
         now = time.monotonic()
         for name in missing:
             last = self._remediated_at.get(name)
             if last is not None and now - last < self.settings.drift_interval_s:
                 continue
-            if self.jobs.active is not None:
+            if self.jobs.active is not None or self._stopping:
                 break
+            with self.db.write() as session:
+                self.leadership.fence(session)  # LeadLost: queue nothing
             try:
                 job = self.jobs.submit(
                     kind=Kind.UPDATE,
@@ -204,6 +268,7 @@ class DriftWatch:
             self._remediated_at[name] = now
             started.append(job.id)
             with self.db.write() as session:
+                self.leadership.fence(session)
                 timeline.record_event(
                     session=session,
                     action="drift",
@@ -216,20 +281,3 @@ class DriftWatch:
                     note=f"node {name} is missing from the cluster: re-join queued as job {job.id}",
                 )
         return started
-
-    async def run_forever(self) -> None:
-        interval = self.settings.drift_interval_s
-        if interval <= 0:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await run_in_threadpool(self.check)
-            except CheckRunning:
-                # Someone asked for a check just before: it serves as this interval's.
-                log.debug("drift check skipped: one is already running")
-            except Unavailable:
-                return  # the watch is stopping
-            except Exception:
-                # The watch must outlive any one bad check; the log has the cause.
-                log.exception("drift check crashed")

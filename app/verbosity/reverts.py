@@ -1,8 +1,11 @@
 """The revert worker: lowers levels whose ttl has run out, including those due while clusterm was
 down (the reverts are rows in the database, so a restart finds them and runs them first).
 
-It sleeps until the earliest pending revert, or until a change schedules an earlier one, and
-never longer than `POLL_S`, so a revert written by another process is also picked up. A failed
+It runs on the leader only (it is part of the background group). It sleeps until the earliest
+pending revert, or until a change on any replica schedules one (signal REVERTS), and never longer
+than `POLL_S`, so a revert whose signal was lost is also picked up. Every revert is fenced: a
+replica that lost the lead neither sends nor records one (app.verbosity.service._apply); the new
+leader runs it. A failed
 revert is retried with a growing delay (`verbosity_revert_retry_s`, doubling, at most an hour)
 up to `verbosity_revert_max_attempts` times; every attempt is on the timeline.
 """
@@ -13,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 
+from app.cluster.leadership import LeadLost
+from app.cluster.signals import REVERTS
 from app.db import utcnow
 from app.verbosity import service
 from app.verbosity.service import Verbosity
@@ -33,6 +38,13 @@ class RevertWorker:
         self.ctx = ctx
         self._stopping = True
         self._task: asyncio.Task[None] | None = None
+        ctx.signals.subscribe(REVERTS, self._heard)
+
+    def _heard(self, _payload: str) -> None:
+        # In the signal listener's thread: only the event loop may touch the event.
+        loop = self.ctx.loop
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(self.ctx.revert_scheduled.set)
 
     async def start(self) -> None:
         self._stopping = False
@@ -59,6 +71,13 @@ class RevertWorker:
                 while await service.revert_due(ctx=ctx) and not self._stopping:
                     pass  # a full batch: there may be more due
                 next_at = await service.next_revert_at(ctx=ctx)
+            except LeadLost:
+                # The runtime stops this worker as the lead goes; the reverts wait in the
+                # database for the next leader.
+                log.warning(
+                    "the verbosity revert worker stopped reverting: this replica lost the lead"
+                )
+                next_at, wait = None, ERROR_PAUSE_S
             except Exception:
                 # The database may be briefly unavailable; the reverts wait in it, so try again.
                 log.exception("the verbosity revert worker failed; retrying in %ss", ERROR_PAUSE_S)

@@ -17,7 +17,7 @@ from app.auth.deps import OperatorDep, ViewerDep
 from app.deps import DbDep, VerbosityDep
 from app.errors import Invalid, NodeNotFound
 from app.nodes.schemas import check_node_name
-from app.verbosity import service
+from app.verbosity import own_level, service
 from app.verbosity.flags import SUCCESS, UNSUPPORTED_METHOD, BadFlagValue, parse_level, parse_ttl
 from app.verbosity.forward import Outcome
 from app.verbosity.schemas import ChangeReport, LevelRead, OwnLevelRead, VerbosityChange
@@ -86,17 +86,46 @@ async def get_own(request: Request, ctx: VerbosityDep, _: ViewerDep) -> Response
     return _text(200, f"{state.level}\n")
 
 
+ReplicasQuery = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description=f"{own_level.ALL!r}: every replica, not only the one answering",
+    ),
+]
+
+
 @router.put("/debug/flags/v", response_class=Response)
 async def put_own(
-    request: Request, ctx: VerbosityDep, who: OperatorDep, ttl: TtlQuery = None
+    request: Request,
+    ctx: VerbosityDep,
+    who: OperatorDep,
+    ttl: TtlQuery = None,
+    replicas: ReplicasQuery = None,
 ) -> Response:
-    """Kubernetes' contract: the raw level as the body; `?ttl=10m` reverts it by itself."""
+    """Kubernetes' contract: the raw level as the body; `?ttl=10m` reverts it by itself. It sets
+    the replica that answers; `?replicas=all` every replica. The header X-Clusterm-Replicas says
+    how many replicas were asked (the body stays Kubernetes' own)."""
+    if replicas is not None and replicas != own_level.ALL:
+        raise Invalid(
+            f"replicas: {replicas[:32]!r} is not {own_level.ALL!r}, the one value it takes "
+            "(leave it out to change only the replica that answers)",
+            field="replicas",
+        )
     try:
         level = parse_level(await request.body())
     except BadFlagValue as exc:
         return _text(400, exc.text)
-    await service.set_own(ctx=ctx, level=level, ttl_s=_ttl(ctx, ttl), actor=who.name)
-    return _text(200, SUCCESS.format(level))
+    asked = await own_level.set_own(
+        ctx=ctx,
+        level=level,
+        ttl_s=_ttl(ctx, ttl),
+        actor=who.name,
+        everywhere=replicas == own_level.ALL,
+    )
+    response = _text(200, SUCCESS.format(level))
+    response.headers["X-Clusterm-Replicas"] = str(asked)
+    return response
 
 
 @router.api_route(

@@ -1,10 +1,11 @@
-"""Verbosity operations: change, reset, revert what is due, list; and clusterm's own level.
+"""Verbosity operations on components: change, reset, revert what is due, list.
 
-Each operation on components follows the same steps: resolve the targets (nothing is sent if a
-name is unknown or cannot run the component), take the targets' locks, read what clusterm knew
-(and, for a change, write it ahead), send concurrently, then record every outcome and its
-timeline event in one transaction. `Verbosity` holds what the operations share for the life of
-the daemon.
+Each operation follows the same steps: resolve the targets (nothing is sent if a name is unknown
+or cannot run the component), take the targets' locks (across replicas: app.verbosity.locks), read
+what clusterm knew (and, for a change, write it ahead), send concurrently, then record every
+outcome and its timeline event in one transaction. Changes and resets are users' requests and run
+on any replica; reverts are the leader's work and are fenced (see `_apply`). `Verbosity` holds
+what the operations share for the life of the daemon. clusterm's own level: own_level.py.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import anyio.to_thread
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.cluster.leadership import Leadership
+from app.cluster.signals import REVERTS, Signals
 from app.config import Settings
 from app.db import Database, utcnow
 from app.errors import DatabaseBusy, database_busy
-from app.timeline import service as timeline
-from app.timeline.vocabulary import Result, Severity
-from app.verbosity import store
-from app.verbosity.fanout import TargetLocks, send_all
+from app.verbosity import own_level, store
+from app.verbosity.fanout import send_all
 from app.verbosity.forward import Forwarder, Outcome
+from app.verbosity.locks import TargetLocks, target_locks
 from app.verbosity.own import OwnVerbosity
 from app.verbosity.registry import Registry
 from app.verbosity.schemas import ChangeReport, LevelRead, Selection, SkippedNode, TargetResult
@@ -35,21 +37,30 @@ from app.verbosity.store import Step
 
 log = logging.getLogger("clusterm.verbosity")
 T = TypeVar("T")
-OWN = "clusterm"  # the component name clusterm's own level is recorded under
 
 
 @dataclass
 class Verbosity:
+    """What the operations share for the life of the daemon. Made on the event loop
+    (`create`), which the signal callbacks hand their work to."""
+
     db: Database
     settings: Settings
     registry: Registry
     forwarder: Forwarder
     own: OwnVerbosity
-    locks: TargetLocks = field(default_factory=TargetLocks)
+    leadership: Leadership
+    signals: Signals
+    loop: asyncio.AbstractEventLoop
+    locks: TargetLocks
     revert_scheduled: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    closing: bool = False
 
     @classmethod
-    def create(cls, *, db: Database, settings: Settings) -> Verbosity:
+    def create(
+        cls, *, db: Database, settings: Settings, leadership: Leadership, signals: Signals
+    ) -> Verbosity:
         registry = Registry(settings)
         forwarder = Forwarder(
             registry=registry,
@@ -59,12 +70,23 @@ class Verbosity:
         ctx: Verbosity
         own = OwnVerbosity(
             log_level=settings.log_level,
-            on_revert=lambda old, new: ctx.spawn(_record_own(ctx, "VerbosityReverted", old, new)),
+            on_revert=lambda old, new: ctx.spawn(
+                own_level.record_own(ctx, "VerbosityReverted", old, new)
+            ),
         )
-        ctx = cls(db=db, settings=settings, registry=registry, forwarder=forwarder, own=own)
+        ctx = cls(
+            db=db,
+            settings=settings,
+            registry=registry,
+            forwarder=forwarder,
+            own=own,
+            leadership=leadership,
+            signals=signals,
+            loop=asyncio.get_running_loop(),
+            locks=target_locks(db),
+        )
+        own_level.listen(ctx)
         return ctx
-
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` in the background; `close` waits for it."""
@@ -75,6 +97,7 @@ class Verbosity:
     async def close(self) -> None:
         """Wait for the background recordings, then stop the timers and the clients. After the
         revert worker has stopped (see app.runtime), before the database closes."""
+        self.closing = True  # a signal heard from now on is not applied
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         self.own.close()
@@ -97,12 +120,23 @@ async def _write(ctx: Verbosity, fn: Callable[[Session], T]) -> T:
     return await anyio.to_thread.run_sync(run)
 
 
-async def _record_sent(ctx: Verbosity, fn: Callable[[Session], None]) -> None:
+async def _record_sent(
+    ctx: Verbosity, fn: Callable[[Session], None], *, wake_reverts: bool = False
+) -> None:
     """Record the outcomes of PUTs already sent. A database too busy to take them must not be
     answered with "nothing was changed": the components did change. What was written before the
-    PUTs (the intended levels and their reverts) stands, so the reverts still run."""
+    PUTs (the intended levels and their reverts) stands, so the reverts still run.
+
+    `wake_reverts`: the record schedules a revert; the revert worker, on whichever replica leads,
+    hears of it when the record commits."""
+
+    def record(session: Session) -> None:
+        fn(session)
+        if wake_reverts:
+            ctx.signals.publish(REVERTS, session=session)
+
     try:
-        await _write(ctx, fn)
+        await _write(ctx, record)
     except OperationalError as exc:
         if database_busy(exc) is None:
             raise
@@ -113,6 +147,8 @@ async def _record_sent(ctx: Verbosity, fn: Callable[[Session], None]) -> None:
             "and stand (GET /verbosity). Check the levels before sending the change again",
             retry_after_s=1,
         ) from None
+    if wake_reverts:
+        ctx.revert_scheduled.set()  # this replica's worker, if it leads, looks at once
 
 
 def _results(steps: Sequence[Step], outcomes: Sequence[Outcome]) -> list[TargetResult]:
@@ -188,11 +224,10 @@ async def change(
             lambda s: store.record_change(
                 session=s, steps=steps, outcomes=outcomes, actor=actor, now=now, ttl_s=ttl_s
             ),
+            wake_reverts=bool(ttl_s) or any(o.uncertain for o in outcomes),
         )
     ok = sum(o.ok for o in outcomes)
     log.info("%s set %s to V%d on %d of %d nodes", actor, component, level, ok, len(outcomes))
-    if ttl_s or any(o.uncertain for o in outcomes):
-        ctx.revert_scheduled.set()
     reverts_at = now + dt.timedelta(seconds=ttl_s) if ttl_s else None
     report = _report(
         steps,
@@ -233,7 +268,7 @@ async def revert_due(*, ctx: Verbosity, limit: int = 500) -> int:
     def plan(session: Session) -> list[Step]:
         return store.due_reverts(session=session, registry=ctx.registry, now=now, keys=keys)
 
-    await _apply(ctx, keys, plan, actor=store.SYSTEM_ACTOR, reason="VerbosityReverted")
+    await _apply(ctx, keys, plan, actor=store.SYSTEM_ACTOR, reason="VerbosityReverted", fenced=True)
     return len(keys)
 
 
@@ -244,20 +279,28 @@ async def _apply(
     *,
     actor: str,
     reason: str,
+    fenced: bool = False,
 ) -> tuple[list[Step], list[Outcome]]:
+    """Send and record the planned steps under the keys' locks. `fenced`: the leader's own work
+    (a revert), which a replica that does not lead (any more) neither sends nor records (LeadLost);
+    a user's reset runs on any replica."""
     if not keys:
         return [], []
     locked = set(keys)
     async with ctx.locks.hold(keys):
         steps = [s for s in await _read(ctx, plan) if s.target.key in locked]
+        if fenced and steps:
+            await _write(ctx, ctx.leadership.fence)
         outcomes = await send_all(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )
         now = utcnow()
-        await _record_sent(
-            ctx,
-            lambda s: store.record_reset(
-                session=s,
+
+        def record(session: Session) -> None:
+            if fenced:
+                ctx.leadership.fence(session)  # first thing, in the same transaction
+            store.record_reset(
+                session=session,
                 steps=steps,
                 outcomes=outcomes,
                 actor=actor,
@@ -265,8 +308,9 @@ async def _apply(
                 reason=reason,
                 retry_s=ctx.settings.verbosity_revert_retry_s,
                 max_attempts=ctx.settings.verbosity_revert_max_attempts,
-            ),
-        )
+            )
+
+        await _record_sent(ctx, record)
     return steps, outcomes
 
 
@@ -278,35 +322,3 @@ def list_levels(
     *, session: Session, ctx: Verbosity, component: str | None, node: str | None
 ) -> list[LevelRead]:
     return store.list_levels(session=session, registry=ctx.registry, component=component, node=node)
-
-
-# --- clusterm's own level ----------------------------------------------------------------------
-
-
-async def set_own(*, ctx: Verbosity, level: int, ttl_s: int, actor: str) -> None:
-    previous, _ = ctx.own.set(level=level, ttl_s=ttl_s, actor=actor)
-    log.info("%s set clusterm's own verbosity to V%d (ttl %ss)", actor, level, ttl_s or "none")
-    await _record_own(ctx, "VerbositySet", previous, level, actor=actor, ttl_s=ttl_s)
-
-
-async def _record_own(
-    ctx: Verbosity, reason: str, old: int, new: int, *, actor: str = OWN, ttl_s: int = 0
-) -> None:
-    details: dict[str, object] = {"component": OWN}
-    if ttl_s:
-        details["ttl_seconds"] = ttl_s
-
-    def record(session: Session) -> None:
-        timeline.record_event(
-            session=session,
-            action=store.ACTION,
-            reason=reason,
-            result=Result.SUCCEEDED,
-            severity=Severity.AUDIT,
-            actor=actor,
-            from_state=str(old),
-            to_state=str(new),
-            details=details,
-        )
-
-    await _write(ctx, record)

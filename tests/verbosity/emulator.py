@@ -18,6 +18,7 @@ import asyncio
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,10 @@ class Request:
     path: str
     body: bytes
     authorization: str | None
+    # When the request arrived and when its answer had gone (time.monotonic()): the order of the
+    # requests, and whether two were being served at once.
+    received_at: float = 0.0
+    answered_at: float = 0.0
 
 
 @dataclass
@@ -171,9 +176,14 @@ class Emulator:
             more = message.get("more_body", False)
         headers = dict(scope["headers"])
         auth = headers.get(b"authorization")
-        endpoint.requests.append(
-            Request(scope["method"], scope["path"], body, auth.decode() if auth else None)
+        request = Request(
+            scope["method"],
+            scope["path"],
+            body,
+            auth.decode() if auth else None,
+            received_at=time.monotonic(),
         )
+        endpoint.requests.append(request)
         status, text, content_type = self._handle(endpoint, scope, body, auth)
         if endpoint.delay_s:
             await asyncio.sleep(endpoint.delay_s)
@@ -190,6 +200,7 @@ class Emulator:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+        request.answered_at = time.monotonic()
 
     def _handle(
         self, endpoint: Endpoint, scope: dict[str, Any], body: bytes, auth: bytes | None
