@@ -17,7 +17,8 @@ ENV CLUSTERM_PLAYBOOK_DIR=/opt/clusterm/ansible \
     CLUSTERM_PORT=9007
 # A new volume takes this directory's mode: private from the first start (clusterm also makes
 # its data dir 0700 and the files in it 0600 at every start, whatever the volume held before).
-RUN mkdir -p -m 0700 /var/lib/clusterm
+# /var/lib/clusterm-shared: where replicas find the first admin token (docker-compose.yml, ha).
+RUN mkdir -p -m 0700 /var/lib/clusterm /var/lib/clusterm-shared
 VOLUME /var/lib/clusterm
 EXPOSE 9007
 CMD ["clusterm", "serve"]

@@ -1,11 +1,11 @@
-"""The HTTP client: where clusterctl finds the daemon and its token, and how refusals are told."""
+"""The HTTP client: requests to the daemon (one URL, or one per replica), and how refusals and
+unreachable daemons are told."""
 
 from __future__ import annotations
 
-import os
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,8 +13,16 @@ from urllib.parse import urlsplit
 import httpx
 from httpx_sse import EventSource
 
-DEFAULT_URL = "http://127.0.0.1:9007"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# What may be sent again to another replica once it has been sent: it changes nothing.
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CONNECT_TIMEOUT_S = 5.0
+# Errors raised before a byte of the request left: a TLS handshake that failed is a ConnectError.
+NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 class ApiError(Exception):
@@ -39,30 +47,6 @@ class BadCaFile(ApiError):
     exit_code = 2
 
 
-def local_token_file() -> Path:
-    # The daemon's default data dir (app.config.default_data_dir), repeated here so that
-    # clusterctl does not import the daemon's settings stack on every run.
-    data_dir = os.environ.get("CLUSTERM_DATA_DIR")
-    if data_dir:
-        return Path(data_dir) / "admin.token"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "clusterm" / "admin.token"
-
-
-def resolve_token(url: str, token: str | None) -> str | None:
-    """--token, else CLUSTERM_TOKEN, else the daemon's admin token file when it is local."""
-    if token:
-        return token
-    if os.environ.get("CLUSTERM_TOKEN"):
-        return os.environ["CLUSTERM_TOKEN"]
-    if urlsplit(url).hostname in LOCAL_HOSTS:
-        try:
-            return local_token_file().read_text().strip() or None
-        except OSError:
-            return None
-    return None
-
-
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """How the daemon's certificate is checked: against `ca_file`, else the system's CAs."""
     try:
@@ -82,6 +66,15 @@ def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | Non
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    """One URL's failure in a few words, for the list of every URL tried."""
+    untrusted = _cause(exc, ssl.SSLCertVerificationError)
+    if untrusted is not None:
+        reason = getattr(untrusted, "verify_message", None) or str(untrusted)
+        return f"its certificate failed verification ({reason})"
+    return str(exc) or type(exc).__name__
 
 
 def _unreachable(url: str, exc: httpx.TransportError) -> Unreachable:
@@ -105,38 +98,91 @@ def _unreachable(url: str, exc: httpx.TransportError) -> Unreachable:
 
 
 class Api:
+    """The daemon at one URL or more (replicas), tried in turn; see docs/replicas.md#clients.
+
+    A URL that cannot be reached or answers 503 passes the request to the next one; the first
+    other answer is the daemon's, and its URL is tried first by the next requests. A request that
+    is not safe to repeat (POST, PUT, DELETE) moves on only when it never left: the connection
+    could not be made. Once sent, its fate is the daemon's to tell, never guessed.
+    """
+
     def __init__(
         self,
-        url: str,
-        token: str | None,
-        http: httpx.Client | None = None,
+        urls: Sequence[str],
+        tokens: Mapping[str, str | None],
+        http: httpx.Client | Mapping[str, httpx.Client] | None = None,
         *,
         ca_file: Path | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self._owned = http is None
-        if http is None:
-            # The context only when it is needed: loading the system's CAs costs a plain-HTTP
-            # command against a local daemon time for nothing.
-            https = urlsplit(self.url).scheme == "https"
-            verify = tls_context(ca_file) if https or ca_file else True
-            http = httpx.Client(base_url=self.url, timeout=30.0, verify=verify)
-        self._http = http
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if not urls:
+            raise ValueError("at least one URL")
+        self.urls = [url.rstrip("/") for url in urls]
+        self._headers = [_auth(tokens.get(url)) for url in urls]
+        self._injected = http
+        # Built once, before any request, so that a bad --ca-file is a usage error at once. The
+        # context only when it is needed: loading the system's CAs costs a plain-HTTP command
+        # against a local daemon time for nothing.
+        https = any(urlsplit(url).scheme == "https" for url in self.urls)
+        self._verify: ssl.SSLContext | bool = tls_context(ca_file) if https or ca_file else True
+        self._clients: dict[int, httpx.Client] = {}
+        self._owned: list[httpx.Client] = []
+        self._current = 0
+
+    @property
+    def url(self) -> str:
+        """The URL that answered last (the first one before any answer)."""
+        return self.urls[self._current]
 
     def close(self) -> None:
-        """Close the connections of a client made here; an injected one is its owner's."""
-        if self._owned:
-            self._http.close()
+        """Close the connections of the clients made here; an injected one is its owner's."""
+        for client in self._owned:
+            client.close()
+
+    def _client(self, index: int) -> httpx.Client:
+        client = self._clients.get(index)
+        if client is None:
+            url = self.urls[index]
+            injected = self._injected
+            if isinstance(injected, httpx.Client):
+                client = injected
+            elif injected is not None and url in injected:
+                client = injected[url]
+            else:
+                # A short connect timeout: an address that no longer answers (a replica gone
+                # with its network) should hand over to the next URL in seconds, not in 30.
+                timeout = httpx.Timeout(30.0, connect=CONNECT_TIMEOUT_S)
+                client = httpx.Client(base_url=url, timeout=timeout, verify=self._verify)
+                self._owned.append(client)
+            self._clients[index] = client
+        return client
+
+    def _order(self) -> list[int]:
+        """Every URL once, from the one that answered last."""
+        count = len(self.urls)
+        return [(self._current + step) % count for step in range(count)]
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, headers=self._headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise _unreachable(self.url, exc) from exc
-        if response.status_code >= 400:
-            raise _refusal(response)
-        return response
+        repeatable = method.upper() in SAFE_METHODS
+        failed = _Failures()
+        for index in self._order():
+            url = self.urls[index]
+            try:
+                response = self._client(index).request(
+                    method, path, headers=self._headers[index], **kwargs
+                )
+            except httpx.TransportError as exc:
+                if not repeatable and not _never_sent(exc):
+                    raise _maybe_done(url, method, path, exc) from exc
+                failed.unreachable(url, exc)
+                continue
+            if response.status_code == 503 and repeatable:
+                failed.unavailable(url, _refusal(response))
+                continue
+            self._current = index
+            if response.status_code >= 400:
+                raise _refusal(response)
+            return response
+        raise failed.error()
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
@@ -146,25 +192,94 @@ class Api:
     def stream(
         self, path: str, *, last_event_id: str | None = None, **params: Any
     ) -> Iterator[EventSource]:
-        """A Server-Sent Events stream; refusals and unreachability as for `request`."""
-        headers = {**self._headers, "Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
+        """A Server-Sent Events stream, opened as `request` sends a GET. When it breaks, the
+        next stream opened starts at the next URL: a replica that dropped it is tried last."""
         clean = {k: v for k, v in params.items() if v is not None}
-        try:
-            with self._http.stream("GET", path, headers=headers, params=clean) as response:
+        failed = _Failures()
+        for index in self._order():
+            url = self.urls[index]
+            headers = {**self._headers[index], "Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            with ExitStack() as stack:
+                try:
+                    response = stack.enter_context(
+                        self._client(index).stream("GET", path, headers=headers, params=clean)
+                    )
+                    if response.status_code >= 400:
+                        response.read()
+                except httpx.TransportError as exc:
+                    failed.unreachable(url, exc)
+                    continue
+                if response.status_code == 503:
+                    failed.unavailable(url, _refusal(response))
+                    continue
+                self._current = index
                 if response.status_code >= 400:
-                    response.read()
                     raise _refusal(response)
-                yield EventSource(response)
-        except httpx.ConnectError as exc:
-            raise _unreachable(self.url, exc) from exc
-        except httpx.TransportError as exc:
-            raise Unreachable(f"lost the stream from clusterm at {self.url}: {exc}") from exc
+                try:
+                    yield EventSource(response)
+                except httpx.TransportError as exc:
+                    self._current = (index + 1) % len(self.urls)
+                    raise Unreachable(f"lost the stream from clusterm at {url}: {exc}") from exc
+                return
+        raise failed.error()
 
     def send(self, method: str, path: str, body: Any = None) -> Any:
         response = self.request(method, path, json=body)
         return response.json() if response.content else None
+
+
+class _Failures:
+    """Why each URL tried did not answer: the error once none has."""
+
+    def __init__(self) -> None:
+        self.tried: list[tuple[str, str]] = []
+        self._first: tuple[str, httpx.TransportError] | None = None
+        self._busy: Refused | None = None
+
+    def unreachable(self, url: str, exc: httpx.TransportError) -> None:
+        self.tried.append((url, _reason(exc)))
+        self._first = self._first or (url, exc)
+
+    def unavailable(self, url: str, refusal: Refused) -> None:
+        self.tried.append((url, f"503 {refusal.error}: {refusal.message}"))
+        self._busy = refusal
+
+    def error(self) -> ApiError:
+        many = len(self.tried) > 1
+        every = "; ".join(f"{url}: {reason}" for url, reason in self.tried)
+        if self._busy is not None:
+            # A daemon answered: its refusal is the answer (exit 1), as with a single URL.
+            if many:
+                self._busy.message = f"no replica could serve this request ({every})"
+            return self._busy
+        assert self._first is not None, "every URL was tried"
+        if not many:
+            return _unreachable(*self._first)
+        return Unreachable(
+            f"cannot reach clusterm at any of its {len(self.tried)} URLs: {every}. "
+            "Is any replica running? Set --url (repeatable) or CLUSTERM_URL (comma-separated)"
+        )
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    """The request cannot have reached a daemon: no connection was made (a TLS handshake
+    that failed is a connection not made)."""
+    return isinstance(exc, NEVER_SENT)
+
+
+def _maybe_done(url: str, method: str, path: str, exc: httpx.TransportError) -> Unreachable:
+    return Unreachable(
+        f"lost the connection to clusterm at {url} after sending {method.upper()} {path}: "
+        f"{_reason(exc)}. It may or may not have been done, so it was not sent "
+        "again to another URL; look (e.g. clusterctl job list, clusterctl timeline) before "
+        "repeating it"
+    )
 
 
 def _refusal(response: httpx.Response) -> Refused:

@@ -14,14 +14,15 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from clusterctl.api import Api, Refused
+from clusterctl.api import Api, Refused, Unreachable
 from clusterctl.common import JsonOpt, api
 from clusterctl.nodes import nodes_app
-from clusterctl.output import Column, print_json, print_table
+from clusterctl.output import Column, error, print_json, print_table
 
 JOB_FAILED = 4  # the job ran, and did not succeed
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
 POLL_S = 0.25
+RECONNECT_TRIES = 10  # about a minute of backoff: a restart or a failover, not a dead daemon
 
 job_app = typer.Typer(help="Provisioning jobs: the active one, the last one, the history.")
 global_app = typer.Typer(help="Global Ansible extra vars of every job.", no_args_is_help=True)
@@ -189,28 +190,50 @@ def follow(client: Api, *, job_id: int | None, since: int, color: bool) -> int:
     """Print the job's new lines until it has ended; return 0 if it succeeded, else 4."""
     cursor = since
     params = {"color": str(color).lower()}
+    failures = 0
     while True:
         try:
-            page = client.get("/info/job/active", since=cursor, **params)
-        except Refused as exc:
-            if exc.status != 404 or job_id is None:
+            page = _poll(client, job_id=job_id, cursor=cursor, params=params)
+        except Unreachable:
+            # Every URL failed at once: a daemon restarting, or replicas handing over the lead.
+            # The cursor is the line number, the same on every replica: nothing is lost.
+            failures += 1
+            if failures > RECONNECT_TRIES:
                 raise
-            page = None
-        if page is None or (job_id is not None and page["id"] != job_id):
-            # Our job has ended between two polls: its last lines are in /info/job/last.
-            page = client.get("/info/job/last", since=cursor, **params)
-            if page["id"] != job_id:
-                page = client.get(f"/jobs/{job_id}") | {"logs": [], "complete": True}
+            error(f"job: cannot reach clusterm; trying again after line {cursor}")
+            time.sleep(min(2.0**failures / 4, 10.0))
+            continue
+        failures = 0
         job_id = page["id"]
         for line in page["logs"]:
             typer.echo(line if color else _ANSI.sub("", line))
         cursor = page.get("next_line", cursor + 1) - 1
         if page["status"] in FINISHED and page["complete"]:
             rc = f" (rc {page['rc']})" if page["rc"] is not None else ""
-            error = f": {page['error']}" if page["error"] else ""
-            typer.echo(f"job {job_id} {page['status']}{rc}{error}", err=True)
+            error_ = f": {page['error']}" if page["error"] else ""
+            typer.echo(f"job {job_id} {page['status']}{rc}{error_}", err=True)
             return 0 if page["status"] == "successful" else JOB_FAILED
         time.sleep(POLL_S)
+
+
+def _poll(
+    client: Api, *, job_id: int | None, cursor: int, params: dict[str, str]
+) -> dict[str, Any]:
+    """The job's lines after `cursor`, wherever the job is now: active, last, or older."""
+    try:
+        page: dict[str, Any] | None = client.get("/info/job/active", since=cursor, **params)
+    except Refused as exc:
+        if exc.status != 404 or job_id is None:
+            raise
+        page = None
+    if page is not None and (job_id is None or page["id"] == job_id):
+        return page
+    # Our job has ended between two polls: its last lines are in /info/job/last.
+    last: dict[str, Any] = client.get("/info/job/last", since=cursor, **params)
+    if last["id"] == job_id:
+        return last
+    older: dict[str, Any] = client.get(f"/jobs/{job_id}")
+    return older | {"logs": [], "complete": True}
 
 
 @job_app.command("cancel")

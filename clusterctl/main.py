@@ -7,6 +7,7 @@ followed to its end (`--wait`, `--follow`) did not succeed.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -14,8 +15,9 @@ from typing import Annotated
 import httpx
 import typer
 
-from clusterctl import drift, jobs, nodes, timeline, verbosity
-from clusterctl.api import DEFAULT_URL, Api, ApiError, Refused, resolve_token
+from clusterctl import drift, jobs, nodes, status, timeline, verbosity
+from clusterctl.api import Api, ApiError, Refused
+from clusterctl.locate import DEFAULT_URL, parse_urls, resolve_token
 from clusterctl.output import error
 
 app = typer.Typer(
@@ -32,21 +34,32 @@ app.command("discover")(jobs.discover)
 app.add_typer(drift.drift_app, name="drift")
 app.add_typer(verbosity.verbosity_app, name="verbosity")
 app.command("timeline")(timeline.timeline)
+app.command("status")(status.status)
 nodes.node_app.command("history")(timeline.node_history)
 
 
 @dataclass
 class Obj:
-    """What commands reach through `ctx.obj`; tests inject `http` (FastAPI's TestClient)."""
+    """What commands reach through `ctx.obj`; tests inject `http` (FastAPI's TestClient): one
+    client for every URL, or one for some URLs by URL (the others are reached over the network)."""
 
-    http: httpx.Client | None = None
+    http: httpx.Client | Mapping[str, httpx.Client] | None = None
     api: Api | None = field(default=None)
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(envvar="CLUSTERM_URL", help="the daemon's URL")] = DEFAULT_URL,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="CLUSTERM_URL",
+            metavar="URL",
+            help=f"the daemon's URL, default {DEFAULT_URL}; repeat it for replicas, tried in "
+            "turn (CLUSTERM_URL: separated by commas)",
+            show_envvar=True,
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -67,10 +80,12 @@ def _root(
     ] = None,
 ) -> None:
     obj = ctx.ensure_object(Obj)
-    obj.api = Api(url, resolve_token(url, token), obj.http, ca_file=ca_file)
+    urls = parse_urls(url or [DEFAULT_URL])
+    tokens = {u: resolve_token(u, token) for u in urls}
+    obj.api = Api(urls, tokens, obj.http, ca_file=ca_file)
 
 
-def run(argv: list[str], *, http: httpx.Client | None = None) -> int:
+def run(argv: list[str], *, http: httpx.Client | Mapping[str, httpx.Client] | None = None) -> int:
     """Run one command and return its exit code; what `main` and the tests call."""
     command = typer.main.get_command(app)
     obj = Obj(http=http)
