@@ -48,7 +48,8 @@ from app.ansible import process
 from app.auth import service as auth
 from app.auth.refusals import RefusalLog
 from app.cluster import replicas
-from app.cluster.leadership import Change, LeaseLeadership, SoleLeader
+from app.cluster.leadership import Change, SoleLeader
+from app.cluster.lease import LeaseLeadership
 from app.cluster.signals import Signals
 from app.config import VERSION, Settings
 from app.db import (
@@ -280,7 +281,8 @@ class Runtime:
         if change.previous is not None:
             # The first lead a database sees is no change of hands: nothing to tell.
             await run_in_threadpool(self._record_change, change)
-        await self.background.start()
+        if self.leadership.is_leader and self.leadership.epoch == change.epoch:
+            await self.background.start()  # not for a lead lost meanwhile
 
     def _record_change(self, change: Change) -> None:
         with self.db.write() as session:
@@ -312,7 +314,7 @@ class Runtime:
         self.jobs.refuse_work()
         leadership = self.leadership
         if isinstance(leadership, LeaseLeadership):
-            leadership.stop_campaign()
+            await leadership.quiesce()
         await self.background.stop()
         if isinstance(leadership, LeaseLeadership):
             await run_in_threadpool(leadership.release)

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.cluster import known_hosts
@@ -65,6 +67,7 @@ class JobQueue(Protocol):
         host_group: HostGroup | None,
         extra_vars: dict[str, Any],
         actor: str,
+        fence: Callable[[Session], None] | None = None,
     ) -> QueuedJob: ...
 
 
@@ -252,8 +255,6 @@ class DriftWatch:
                 continue
             if self.jobs.active is not None or self._stopping:
                 break
-            with self.db.write() as session:
-                self.leadership.fence(session)  # LeadLost: queue nothing
             try:
                 job = self.jobs.submit(
                     kind=Kind.UPDATE,
@@ -261,6 +262,7 @@ class DriftWatch:
                     host_group=None,
                     extra_vars={},
                     actor=drift.ACTOR,
+                    fence=self.leadership.fence,  # in the job's own transaction: LeadLost, none
                 )
             except ClustermError as exc:
                 log.warning("could not queue a re-join of %s: %s", name, exc.message)

@@ -39,7 +39,8 @@ from app.nodes import service as nodes
 log = logging.getLogger("clusterm.jobs")
 
 FLUSH_S = 0.5  # the log reaches the database at least this often while a job prints
-FINISH_ATTEMPTS = 3
+FINISH_ATTEMPTS = 3  # when stopping: then the row is left to the next start or leader
+FINISH_RETRY_MAX_S = 10.0
 CLEANUP_MARKER = "==== clusterm: cleanup of the failed hosts ({hosts}) with {playbook} ===="
 
 
@@ -57,6 +58,13 @@ class JobRun:
     lead_lost: bool = False  # the lead went: stop at once, write nothing more
     wake: threading.Event = field(default_factory=threading.Event)  # look at the row now
     running: threading.Event = field(default_factory=threading.Event)  # the flusher's to go on
+
+
+def playbook_path(settings: Settings, kind: Kind) -> Path:
+    """The playbook of a kind of job; absolute, as ansible-playbook runs in the job's private
+    data dir, not in ours."""
+    name: str = getattr(settings, f"{kind}_playbook")
+    return (settings.playbook_dir / name).absolute()
 
 
 class Execution:
@@ -118,11 +126,6 @@ class Execution:
     def job_dir(self, job_id: int) -> Path:
         return self.jobs_dir / str(job_id)
 
-    def _playbook(self, kind: Kind) -> Path:
-        name: str = getattr(self.settings, f"{kind}_playbook")
-        # Absolute: ansible-playbook runs in the job's private data dir, not in ours.
-        return (self.settings.playbook_dir / name).absolute()
-
     def _stopped(self, run: JobRun) -> bool:
         return run.cancel_requested_by is not None or run.lead_lost or self.stopping
 
@@ -141,7 +144,9 @@ class Execution:
             if run.inventory is not None and self._stopped(run):
                 status = Status.CANCELED  # asked before it ran: it never starts
             elif run.inventory is not None:
-                result = self._run(run, self._playbook(run.row.kind), run.inventory, "main")
+                result = self._run(
+                    run, playbook_path(self.settings, run.row.kind), run.inventory, "main"
+                )
                 status, rc, hosts = Status(result.status.value), result.rc, result.hosts
                 error = result.error
                 if run.row.kind == Kind.COMMISSION and status == Status.FAILED:
@@ -280,8 +285,14 @@ class Execution:
         hosts: dict[str, dict[str, int]],
         error: str | None,
     ) -> None:
-        """The log's last lines and the job's end, in one fenced transaction."""
-        for attempt in range(FINISH_ATTEMPTS):
+        """The log's last lines and the job's end, in one fenced transaction.
+
+        Tried again and again while this replica leads and runs: the job holds the active slot
+        until its end is written, and no other job can start meanwhile. When the replica stops
+        (or the lead is lost) the row is left running, and the next start (or the next leader)
+        ends it as interrupted."""
+        attempt = 0
+        while True:
             try:
                 run.row = run.writer.flush(
                     lambda s: jobs.finish_job(
@@ -293,9 +304,10 @@ class Execution:
                 log.error("job %s: the lead was lost before its end was written", run.row.id)
                 return
             except Exception:
-                # The row stays running; the next leader (or the next start) ends it as
-                # interrupted.
+                attempt += 1
                 log.exception(
                     "could not record the end of job %s (attempt %d)", run.row.id, attempt
                 )
-                time.sleep(0.5)
+                if attempt >= FINISH_ATTEMPTS and (self.stopping or run.lead_lost):
+                    return
+                time.sleep(min(FINISH_RETRY_MAX_S, 0.5 * 2 ** min(attempt, 6)))

@@ -196,6 +196,16 @@ class LogCache:
         self._jobs: OrderedDict[int, StoredJob] = OrderedDict()
         self._lock = threading.Lock()
 
+    def remember_body(self, entry: StoredJob, key: tuple[str, bool], body: bytes) -> None:
+        """Keep a finished job's whole-log body for the next reader, for one job at a time:
+        the job most asked for whole is the last one, and bodies of other jobs would hold up to
+        four copies of a capped log each, outside the cap."""
+        with self._lock:
+            for other in self._jobs.values():
+                if other is not entry:
+                    other.bodies.clear()
+            entry.bodies[key] = body
+
     def peek(self, job_id: int, *, max_age_s: float) -> StoredJob | None:
         """The cached job if it is final or was brought up to date within `max_age_s`: the
         followers of one job share one look at the database (never blocks on it)."""
@@ -232,6 +242,10 @@ class LogCache:
                 buffer.close(["[clusterm: this job's log is no longer kept]"])
                 entry.log = buffer
         else:
+            if state.next_line < entry.log.next_line or (entry.log.complete and not state.complete):
+                # A snapshot older than what this copy holds (another request refreshed it
+                # meanwhile): lines only ever grow, so keep the newer copy as it is.
+                return
             shape = Pending(
                 runs=[],
                 next_line=state.next_line,

@@ -181,7 +181,7 @@ async def get_job_log(
         else:
             body = await run_in_threadpool(_render, view, piece, text=text, color=color)
         if whole:
-            run.bodies[key] = body
+            jobs.logs.remember_body(run, key, body)
     headers = {
         "X-Clusterm-Job-Id": str(run.row.id),
         "X-Clusterm-Job-Status": view["status"],

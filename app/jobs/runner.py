@@ -55,7 +55,7 @@ class JobRunner:
         signals.subscribe(JOBS, self._on_signal)
 
     def job_dir(self, job_id: int) -> Path:
-        return self.jobs_dir / str(job_id)
+        return self.execution.job_dir(job_id)
 
     @property
     def running(self) -> JobRun | None:
@@ -158,9 +158,12 @@ class JobRunner:
                 continue
             if run is None:
                 continue
-            shutil.rmtree(self.job_dir(run.row.id), ignore_errors=True)  # a stale dir only
+            # Seen by kill_now from here on: a lead lost right after the claim stops this job.
             self._run = run
             try:
+                shutil.rmtree(self.job_dir(run.row.id), ignore_errors=True)  # a stale dir only
+                if not self.leadership.is_leader:
+                    self.execution.lose(run)  # lost since the claim: the next leader ends it
                 self.execution.execute(run)
             finally:
                 self._run = None

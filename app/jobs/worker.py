@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
+
+from sqlalchemy.orm import Session
 
 from app.ansible import inventory
 from app.cluster.leadership import Leadership
@@ -23,6 +25,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import Misconfigured, Unavailable
 from app.jobs import service as jobs
+from app.jobs.execution import playbook_path
 from app.jobs.logstore import LogCache, StoredJob, snapshot
 from app.jobs.models import Job
 from app.jobs.runner import JobRunner
@@ -82,11 +85,13 @@ class JobManager:
         extra_vars: dict[str, Any],
         actor: str,
         addresses: list[inventory.Address] | None = None,
+        fence: Callable[[Session], None] | None = None,
     ) -> Job:
-        """Accept a job (every check done before it exists); the leader runs it."""
+        """Accept a job (every check done before it exists); the leader runs it. `fence`: the
+        leader's own job (a drift re-join), refused in its transaction when the lead is gone."""
         if not self._accepting:
             raise self._refused()
-        playbook = self._playbook(kind)
+        playbook = playbook_path(self.settings, kind)
         if not playbook.is_file():
             raise Misconfigured(
                 f"the {kind} playbook {playbook} does not exist: fix the setting "
@@ -100,6 +105,8 @@ class JobManager:
         with self.db.write() as session:
             if not self._accepting:
                 raise self._refused()
+            if fence is not None:
+                fence(session)
             job = jobs.accept_job(
                 session=session,
                 kind=kind,
@@ -124,10 +131,6 @@ class JobManager:
             if job.status not in ACTIVE_STATUSES or time.monotonic() >= deadline:
                 return job
             time.sleep(CANCEL_POLL_S)
-
-    def _playbook(self, kind: Kind) -> Path:
-        name: str = getattr(self.settings, f"{kind}_playbook")
-        return (self.settings.playbook_dir / name).absolute()
 
     # --- what the log routes serve ---------------------------------------------------------------
 

@@ -88,10 +88,18 @@ class LocalLocks:
                     self._locks[key] = (lock, users - 1)
 
 
+# Operations holding their rows at once, per replica. Each holds a pooled connection for its locks
+# and needs another for its reads and writes: unbounded, a burst of operations on distinct
+# targets would take every connection for locks and then wait for one forever (the pool's
+# timeout), starving the job log and the drift watch as well.
+MAX_HOLDERS = 4
+
+
 class DatabaseLocks:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._local = LocalLocks()
+        self._holders = asyncio.Semaphore(MAX_HOLDERS)
 
     @asynccontextmanager
     async def hold(self, keys: Sequence[Key]) -> AsyncIterator[None]:
@@ -99,7 +107,7 @@ class DatabaseLocks:
         if not ordered:
             yield
             return
-        async with self._local.hold(ordered):
+        async with self._local.hold(ordered), self._holders:
             # Shielded, both: a request cancelled while its thread waits for the rows must still
             # get the connection back and end its transaction, or the rows would stay locked
             # for as long as the connection lives.

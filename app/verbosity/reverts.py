@@ -3,11 +3,12 @@ down (the reverts are rows in the database, so a restart finds them and runs the
 
 It runs on the leader only (it is part of the background group). It sleeps until the earliest
 pending revert, or until a change on any replica schedules one (signal REVERTS), and never longer
-than `POLL_S`, so a revert whose signal was lost is also picked up. Every revert is fenced: a
-replica that lost the lead neither sends nor records one (app.verbosity.service._apply); the new
-leader runs it. A failed
-revert is retried with a growing delay (`verbosity_revert_retry_s`, doubling, at most an hour)
-up to `verbosity_revert_max_attempts` times; every attempt is on the timeline.
+than `POLL_S`, so a revert whose signal was lost is also picked up. Every revert is checked
+against the lease before it is sent and fenced when recorded (app.verbosity.service._apply): a
+replica that lost the lead sends none, and records none it sent as the lead went; the new leader
+runs it (again: a revert twice changes nothing). A failed revert is retried with a growing delay
+(`verbosity_revert_retry_s`, doubling, at most an hour) up to `verbosity_revert_max_attempts`
+times; every attempt is on the timeline.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import anyio.to_thread
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.cluster.leadership import Leadership
+from app.cluster.leadership import Leadership, LeadLost
 from app.cluster.signals import REVERTS, Signals
 from app.config import Settings
 from app.db import Database, utcnow
@@ -282,7 +282,8 @@ async def _apply(
     fenced: bool = False,
 ) -> tuple[list[Step], list[Outcome]]:
     """Send and record the planned steps under the keys' locks. `fenced`: the leader's own work
-    (a revert), which a replica that does not lead (any more) neither sends nor records (LeadLost);
+    (a revert), which a replica that does not lead sends not, and records not when the lead went
+    while it was sent (LeadLost: the next leader sends it again, to the same end);
     a user's reset runs on any replica."""
     if not keys:
         return [], []
@@ -291,6 +292,8 @@ async def _apply(
         steps = [s for s in await _read(ctx, plan) if s.target.key in locked]
         if fenced and steps:
             await _write(ctx, ctx.leadership.fence)
+            if not ctx.leadership.is_leader:  # lost since: the lease thread knows first
+                raise LeadLost()
         outcomes = await send_all(
             forwarder=ctx.forwarder, steps=steps, limit=ctx.settings.verbosity_concurrency
         )

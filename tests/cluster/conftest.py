@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.replicas import Cluster, fresh_schema, pg_url
+from tests.cluster.replicas import Cluster, pg_url
+from tests.pg import fresh_schema
 from tests.verbosity.conftest import pki  # noqa: F401 - the CA the emulated kubelets use
 
 MakeCluster = Callable[..., Cluster]

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +49,6 @@ def pg_url() -> str:
     finally:
         engine.dispose()
     return url
-
-
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    """A new, empty schema in the test database, dropped at the end; yields its URL."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class Replica:

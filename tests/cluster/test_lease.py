@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from app.auth.models import Token
 from app.cluster import replicas as rows
-from app.cluster.leadership import Change, LeadLost, LeaseLeadership
+from app.cluster.leadership import Change, LeadLost
+from app.cluster.lease import LeaseLeadership
 from app.cluster.models import Lease
 from app.cluster.signals import Signals
 from app.config import load_settings
@@ -76,7 +77,7 @@ async def replicas(url: str, *names: str) -> AsyncIterator[tuple[Database, list[
         yield db, started
     finally:
         for replica in started:
-            replica.lease.stop_campaign()
+            await replica.lease.quiesce()
             await asyncio.to_thread(replica.lease.release)
         signals.stop()
         db.dispose()
@@ -173,7 +174,7 @@ def test_a_released_lead_is_taken_at_once_and_the_why_says_handed_over(pg_schema
             # A graceful stop: its row says stopped, then it lets go.
             with db.write() as session:
                 rows.mark_stopped(session, replica_id=first.lease.replica_id, note="stopped")
-            first.lease.stop_campaign()
+            await first.lease.quiesce()
             t0 = time.monotonic()
             await asyncio.to_thread(first.lease.release)
             await until(lambda: other.lease.is_leader, timeout_s=TTL_S, what="the other leads")
@@ -222,7 +223,7 @@ def test_a_replica_older_than_the_schema_never_leads(pg_schema: str) -> None:
             assert "9999" in (old.lease.note or "")
             assert "never leads" in (old.lease.note or "")
         finally:
-            old.lease.stop_campaign()
+            await old.lease.quiesce()
             await asyncio.to_thread(old.lease.release)
             db.dispose()
 

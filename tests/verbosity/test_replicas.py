@@ -42,10 +42,11 @@ class Follower:
     def __init__(self, *, fences: int = 0) -> None:
         self.replica_id = SECOND
         self.fences = fences
+        self.leading = fences > 0  # until a fence refuses: the lease thread has not noticed
 
     @property
     def is_leader(self) -> bool:
-        return False
+        return self.leading
 
     @property
     def epoch(self) -> int:
@@ -53,6 +54,7 @@ class Follower:
 
     def fence(self, session: Session) -> None:
         if self.fences <= 0:
+            self.leading = False
             raise LeadLost()
         self.fences -= 1
 
