@@ -151,7 +151,7 @@ def list_replicas(
                 can_lead=row.can_lead,
                 note=row.note,
                 started_at=row.started_at,
-                seen_at=row.seen_at,
+                seen_at=now if row.id == me else row.seen_at,  # it answers: seen now
                 hostname=row.hostname,
                 pid=row.pid,
             )

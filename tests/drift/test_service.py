@@ -7,8 +7,10 @@ import datetime as dt
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.db import Database
 from app.drift import service as drift
+from app.main import create_app
 from app.nodes import service as nodes
 from app.nodes.models import Node
 from tests.conftest import node_body
@@ -111,3 +113,18 @@ def test_drift_routes_before_any_check(admin: TestClient, as_role) -> None:  # t
     assert r.json()["outcome"] == "skipped"
     assert "no master in the cluster" in r.json()["message"]
     assert admin.get("/info/drift").json()["outcome"] == "skipped"
+
+
+def test_the_last_check_survives_a_restart(settings: Settings) -> None:
+    """The last check is a row: a restarted daemon (or another replica) answers it at once,
+    not 404 until its next interval."""
+    with TestClient(create_app(settings)) as first:
+        first.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        asked = first.post("/drift/check")
+        assert asked.status_code == 200, asked.text
+        before = first.get("/info/drift").json()
+    with TestClient(create_app(settings)) as again:
+        again.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        after = again.get("/info/drift")
+        assert after.status_code == 200, after.text
+        assert after.json() == before
