@@ -1,4 +1,5 @@
-"""`clusterctl verbosity set|get|reset`: Kubernetes components' log verbosity on many nodes.
+"""`clusterctl verbosity set|get|reset|components|rbac`: Kubernetes components' log verbosity
+on many nodes, and the RBAC it needs.
 
 Exit codes: 0 every target succeeded, 1 at least one failed (the table says which), as for any
 refusal; 2 usage errors; 3 cannot reach clusterm.
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clusterctl import rbac
 from clusterctl.api import Refused
 from clusterctl.common import JsonOpt, api
 from clusterctl.output import Column, error, print_json, print_table
@@ -119,3 +121,42 @@ def verbosity_reset(
     if node:
         params["node"] = node
     return _report(ctx, "DELETE", "/verbosity", json_, params=params)
+
+
+COMPONENT_COLUMNS: list[Column] = [
+    ("COMPONENT", lambda c: c["name"]),
+    ("URL", lambda c: c["url"]),
+    ("GROUPS", lambda c: ",".join(c["host_groups"])),
+    ("BASELINE", lambda c: c["baseline_level"]),
+    ("CREDENTIALS OF", lambda c: c["credentials_from"]),
+    ("TOKEN", lambda c: "yes" if c["token"] else "no"),
+    ("CLIENT CERT", lambda c: "yes" if c["client_cert"] else "no"),
+    ("CA", lambda c: "yes" if c["ca"] else "no"),
+]
+
+
+@verbosity_app.command("components")
+def verbosity_components(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """The components clusterm reaches, where, and whether credentials are configured."""
+    found = api(ctx).get("/verbosity/components")
+    if json_:
+        print_json(found)
+    else:
+        print_table(found, COMPONENT_COLUMNS)
+
+
+@verbosity_app.command("rbac")
+def verbosity_rbac(
+    ctx: typer.Context,
+    user: Annotated[
+        str, typer.Option(help="the Kubernetes user clusterm authenticates as (token or cert CN)")
+    ] = "clusterm",
+) -> None:
+    """Print the ClusterRole and ClusterRoleBinding (YAML) that USER needs for the configured
+    components: pipe it to `kubectl apply -f -`."""
+    # Printable only: the name also goes into a YAML comment, where a newline would end it.
+    if not user.strip() or not user.isprintable():
+        raise typer.BadParameter(
+            "give the name clusterm authenticates as (printable characters)", param_hint="--user"
+        )
+    typer.echo(rbac.manifests(api(ctx).get("/verbosity/components"), user), nl=False)

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
 from app.auth.deps import AdminDep, ViewerDep
 from app.deps import DbDep
 from app.errors import NOT_JSON, ValidationFailed
-from app.nodes import service
+from app.nodes import service, views
 from app.nodes.schemas import MaintenanceChange, NodeCreate, NodeRead, NodeUpdate
 from app.nodes.vocabulary import HostGroup, State
+from app.tables import TEXT_MEDIA_TYPE, TEXT_RESPONSE, wants_text
 
 router = APIRouter(tags=["nodes"])
 
@@ -37,24 +38,41 @@ def _parse_nodes(body: Any) -> list[NodeCreate]:
         ) from None
 
 
-@router.get("/info/nodes", response_model=list[NodeRead])
+FormatQuery = Annotated[
+    Literal["json", "text"] | None,
+    Query(description="text: the table `clusterctl nodes get` prints (or Accept: text/plain)"),
+]
+AcceptHeader = Annotated[str | None, Header()]
+
+
+def _text(body: str) -> Response:
+    return Response(body, media_type=TEXT_MEDIA_TYPE)
+
+
+@router.get("/info/nodes", response_model=list[NodeRead], responses=TEXT_RESPONSE)
 def list_nodes(
     db: DbDep,
     who: ViewerDep,
     state: Annotated[State | None, Query(description="only nodes in this state")] = None,
     group: Annotated[HostGroup | None, Query(description="only nodes in this host group")] = None,
-) -> list[NodeRead]:
+    format: FormatQuery = None,
+    accept: AcceptHeader = None,
+) -> list[NodeRead] | Response:
     """The inventory; below the admin role every var value reads `<redacted>`."""
     with db.read() as session:
         nodes = service.list_nodes(session=session, state=state, host_group=group)
-        return [service.read_node(node=n, role=who.role) for n in nodes]
+        read = [service.read_node(node=n, role=who.role) for n in nodes]
+    return _text(views.nodes_text(read)) if wants_text(format, accept) else read
 
 
-@router.get("/info/node/{name}", response_model=NodeRead)
-def get_node(name: str, db: DbDep, who: ViewerDep) -> NodeRead:
+@router.get("/info/node/{name}", response_model=NodeRead, responses=TEXT_RESPONSE)
+def get_node(
+    name: str, db: DbDep, who: ViewerDep, format: FormatQuery = None, accept: AcceptHeader = None
+) -> NodeRead | Response:
     """One node; below the admin role every var value reads `<redacted>`."""
     with db.read() as session:
-        return service.read_node(node=service.get_node(session=session, name=name), role=who.role)
+        node = service.read_node(node=service.get_node(session=session, name=name), role=who.role)
+    return _text(views.node_text(node)) if wants_text(format, accept) else node
 
 
 @router.post(

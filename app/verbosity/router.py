@@ -8,19 +8,26 @@ cannot be reached on (docs/verbosity.md) is 409 with nothing sent, as an unknown
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import OperatorDep, ViewerDep
 from app.deps import DbDep, VerbosityDep
 from app.errors import Invalid, NodeNotFound
 from app.nodes.schemas import check_node_name
-from app.verbosity import own_level, service
+from app.tables import TEXT_MEDIA_TYPE, TEXT_RESPONSE, wants_text
+from app.verbosity import components, own_level, service, views
 from app.verbosity.flags import SUCCESS, UNSUPPORTED_METHOD, BadFlagValue, parse_level, parse_ttl
 from app.verbosity.forward import Outcome
-from app.verbosity.schemas import ChangeReport, LevelRead, OwnLevelRead, VerbosityChange
+from app.verbosity.schemas import (
+    ChangeReport,
+    ComponentRead,
+    LevelRead,
+    OwnLevelRead,
+    VerbosityChange,
+)
 from app.verbosity.service import Verbosity
 
 router = APIRouter(tags=["verbosity"])
@@ -231,19 +238,42 @@ async def post_verbosity(change: VerbosityChange, ctx: VerbosityDep, who: Operat
     return _report(report)
 
 
-@router.get("/verbosity", response_model=list[LevelRead])
+FormatQuery = Annotated[
+    Literal["json", "text"] | None, Query(description="text: a table (or Accept: text/plain)")
+]
+AcceptHeader = Annotated[str | None, Header()]
+
+
+@router.get("/verbosity", response_model=list[LevelRead], responses=TEXT_RESPONSE)
 def list_levels(
     db: DbDep,
     ctx: VerbosityDep,
     _: ViewerDep,
     component: Annotated[str | None, Query(max_length=64)] = None,
     node: Annotated[str | None, Query(max_length=253)] = None,
-) -> list[LevelRead]:
+    format: FormatQuery = None,
+    accept: AcceptHeader = None,
+) -> list[LevelRead] | Response:
     """Every level clusterm has set: by whom, when, and when it reverts."""
     if node is not None:
         node = _known_name(node)
     with db.read() as session:
-        return service.list_levels(session=session, ctx=ctx, component=component, node=node)
+        levels = service.list_levels(session=session, ctx=ctx, component=component, node=node)
+    if wants_text(format, accept):
+        return Response(views.levels_text(levels), media_type=TEXT_MEDIA_TYPE)
+    return levels
+
+
+@router.get("/verbosity/components", response_model=list[ComponentRead], responses=TEXT_RESPONSE)
+def list_components(
+    ctx: VerbosityDep, _: ViewerDep, format: FormatQuery = None, accept: AcceptHeader = None
+) -> list[ComponentRead] | Response:
+    """The components clusterm reaches and how: whether credentials are configured, never
+    what they are or where they are kept; `clusterctl verbosity rbac` turns this into RBAC."""
+    found = components.list_components(registry=ctx.registry)
+    if wants_text(format, accept):
+        return Response(views.components_text(found), media_type=TEXT_MEDIA_TYPE)
+    return found
 
 
 @router.delete("/verbosity", response_model=ChangeReport)

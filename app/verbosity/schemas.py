@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
@@ -107,3 +108,40 @@ class OwnLevelRead(BaseModel):
     set_at: dt.datetime | None
     revert_to: int | None = Field(description="null with reverts_at: the start-up configuration")
     reverts_at: dt.datetime | None
+
+
+class Authorization(StrEnum):
+    """What Kubernetes checks before it lets a caller PUT the component's level."""
+
+    NON_RESOURCE_URL = "non-resource-url"  # verb put on the URL (the control plane, delegated)
+    NODES_PROXY = "nodes/proxy"  # verb update on nodes/proxy (the kubelet, direct or relayed)
+    NONE = "none"  # kube-proxy checks nothing
+
+
+class ComponentRead(BaseModel):
+    """How clusterm reaches a component. Whether credentials are configured, never what they are
+    nor where they are kept."""
+
+    name: str
+    scheme: str
+    port: int
+    path: str
+    via_apiserver: bool
+    apiserver_node: str | None = Field(
+        description="via_apiserver: the master that relays (verbosity_apiserver_node); "
+        "null: the first master"
+    )
+    url: str = Field(description="where a PUT goes, {node} (and {apiserver}) filled in per node")
+    host_groups: list[HostGroup]
+    baseline_level: int
+    credentials_from: str = Field(
+        description="whose token, client certificate and CA are used: the kube-apiserver's "
+        "when the kubelet is reached through it"
+    )
+    token: bool
+    client_cert: bool
+    ca: bool
+    insecure_skip_tls_verify: bool
+    authorization: Authorization = Field(
+        description="the Kubernetes right the caller needs (clusterctl verbosity rbac)"
+    )
