@@ -18,7 +18,8 @@ Processes: runner's cancel kills ansible-playbook's process group, which is not 
 run's processes as they appear (app.ansible.leftovers); whatever ends a run, the child and then
 the daemon kill exactly what is left of them.
 
-Messages, child to daemon: ("out", text) with whole lines, batched, ("report", (task, res)),
+Messages, child to daemon: ("out", text) with whole lines, batched, ("tasks", [TaskResult, ...])
+batched the same way (a 200-host, 50-task job ends 10,000 tasks), ("report", (task, res)),
 ("result", RunResult) or ("error", message); daemon to child: "cancel". When the daemon dies, the
 child reads end-of-file on its pipe and cancels the run, so no playbook outlives its daemon.
 """
@@ -35,12 +36,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from app.ansible import leftovers, runner
-from app.ansible.spec import RunResult, RunSpec, RunStatus
+from app.ansible.spec import RunResult, RunSpec, RunStatus, TaskResult
 
 # A huge event is split at line ends into chunks of at most this much, and a batch is sent once
 # it holds this much: the daemon never holds more than about two chunks besides its log buffer.
 CHUNK_CHARS = 1 << 20
 BATCH_S = 0.05  # and a batch goes out at least this often while the job prints
+TASKS_BATCH = 1000  # task results a batch holds at most
 POLL_S = 0.1
 
 _context = multiprocessing.get_context("forkserver")
@@ -62,6 +64,7 @@ def run_playbook(
     on_output: Callable[[str], None],
     should_cancel: Callable[[], bool],
     on_report: Callable[[str, dict[str, Any]], None] | None = None,
+    on_tasks: Callable[[list[TaskResult]], None] | None = None,
 ) -> RunResult:
     """runner.run_playbook, run in a child process; the callbacks run in the calling thread.
 
@@ -94,6 +97,8 @@ def run_playbook(
                 break
             if kind == "out":
                 on_output(payload)
+            elif kind == "tasks" and on_tasks is not None:
+                on_tasks(payload)
             elif kind == "report" and on_report is not None:
                 on_report(*payload)
             elif kind == "result":
@@ -143,6 +148,7 @@ def _child_main(conn: Connection, spec: RunSpec) -> None:
                 on_output=pipe.on_output,
                 should_cancel=pipe.should_cancel,
                 on_report=pipe.on_report if spec.wants_reports else None,
+                on_task=pipe.on_task,
             )
         finally:
             recorder.stop()
@@ -169,6 +175,7 @@ class _ChildPipe:
         self.cancel = False
         self.pending: list[str] = []
         self.pending_chars = 0
+        self.tasks: list[TaskResult] = []
         self.flushed_at = clock()
 
     def on_output(self, text: str) -> None:
@@ -178,6 +185,11 @@ class _ChildPipe:
             if self.pending_chars >= CHUNK_CHARS:
                 self.flush()
         if self.clock() - self.flushed_at >= BATCH_S:
+            self.flush()
+
+    def on_task(self, result: TaskResult) -> None:
+        self.tasks.append(result)
+        if len(self.tasks) >= TASKS_BATCH or self.clock() - self.flushed_at >= BATCH_S:
             self.flush()
 
     def on_report(self, task: str, res: dict[str, Any]) -> None:
@@ -200,6 +212,9 @@ class _ChildPipe:
             # Each chunk is whole lines, so joined by a line end they are the same lines.
             text, self.pending, self.pending_chars = "\n".join(self.pending), [], 0
             self._send(("out", text))
+        if self.tasks:
+            tasks, self.tasks = self.tasks, []
+            self._send(("tasks", tasks))
 
     def send(self, message: tuple[str, Any]) -> None:
         self.flush()  # output first: the daemon must have every line before the result

@@ -34,7 +34,8 @@ import ansible_runner
 import pexpect  # type: ignore[import-untyped]
 
 from app.ansible import unsafe
-from app.ansible.spec import RunResult, RunSpec, RunStatus
+from app.ansible.spec import RunResult, RunSpec, RunStatus, TaskResult, TaskStatus
+from app.ansible.taskresults import task_result
 
 PEXPECT_TIMEOUT_S = 0.2
 
@@ -85,18 +86,35 @@ def host_summary(event_data: dict[str, Any]) -> dict[str, dict[str, int]]:
 REPORT_TASK_PREFIX = "clusterm join "
 
 
+_FAILURES = frozenset({TaskStatus.FAILED, TaskStatus.UNREACHABLE})
+
+
 def event_handler(
     on_output: Callable[[str], None],
     stats: dict[str, dict[str, int]],
     on_report: Callable[[str, dict[str, Any]], None] | None = None,
+    on_task: Callable[[TaskResult], None] | None = None,
+    running: dict[str, str] | None = None,
+    all_tasks: bool = True,
 ) -> Callable[[dict[str, Any]], bool]:
-    """The handler runner calls in its read loop, for every event: O(1), no I/O of its own."""
+    """The handler runner calls in its read loop, for every event: O(1), no I/O of its own.
+
+    `running` holds, per host, the task started and not ended yet; on_task hears of every task's
+    end (only of failures unless `all_tasks`)."""
 
     def on_event(event: dict[str, Any]) -> bool:
         stdout = event.get("stdout")
         if stdout:
             on_output(stdout)
         kind = event.get("event")
+        if kind == "runner_on_start" and running is not None:
+            data = event.get("event_data") or {}
+            running[str(data.get("host") or "")] = str(data.get("task") or "")
+        elif on_task is not None and (result := task_result(event)) is not None:
+            if running is not None:
+                running.pop(result.host, None)
+            if all_tasks or result.status in _FAILURES:
+                on_task(result)
         if kind == "playbook_on_stats":
             stats.update(host_summary(event.get("event_data") or {}))
         elif kind == "runner_on_ok" and on_report is not None:
@@ -120,10 +138,12 @@ def run_playbook(
     on_output: Callable[[str], None],
     should_cancel: Callable[[], bool],
     on_report: Callable[[str, dict[str, Any]], None] | None = None,
+    on_task: Callable[[TaskResult], None] | None = None,
 ) -> RunResult:
     """Run to the end (or cancel, or timeout) in the calling thread; output goes to on_output."""
     bound_pexpect_before()
     stats: dict[str, dict[str, int]] = {}
+    running: dict[str, str] = {}
     spec.private_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_extra_vars(spec.private_data_dir, spec.extra_vars)
     try:
@@ -132,7 +152,9 @@ def run_playbook(
             playbook=str(spec.playbook),
             inventory=str(spec.inventory),
             envvars=dict(spec.env),
-            event_handler=event_handler(on_output, stats, on_report),
+            event_handler=event_handler(
+                on_output, stats, on_report, on_task, running, spec.all_task_results
+            ),
             cancel_callback=should_cancel,
             timeout=spec.timeout_s,
             settings={"pexpect_timeout": PEXPECT_TIMEOUT_S, "suppress_output_file": True},
@@ -149,7 +171,7 @@ def run_playbook(
         )
         failed = not stats or any(c["failed"] or c["unreachable"] for c in stats.values())
         status = RunStatus.FAILED if failed else RunStatus.SUCCESSFUL
-        return RunResult(status=status, rc=None, hosts=stats)
+        return RunResult(status=status, rc=None, hosts=stats, running=running)
     # runner ends every run in one of these four (its Runner.run); anything else is a new
     # runner this code has not been checked against, and fails loudly here.
-    return RunResult(status=RunStatus(runner.status), rc=runner.rc, hosts=stats)
+    return RunResult(status=RunStatus(runner.status), rc=runner.rc, hosts=stats, running=running)

@@ -26,6 +26,9 @@ class RunSpec:
     env: Mapping[str, str]
     timeout_s: int
     wants_reports: bool = False  # whether the run's report tasks reach on_report
+    # Every task's result reaches on_tasks; False: only the failed and unreachable ones (the
+    # setting job_task_results off still explains a host's failure).
+    all_task_results: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_vars", MappingProxyType(dict(self.extra_vars)))
@@ -44,6 +47,7 @@ class RunSpec:
                 dict(self.env),
                 self.timeout_s,
                 self.wants_reports,
+                self.all_task_results,
             ),
         )
 
@@ -63,3 +67,43 @@ class RunResult:
     rc: int | None
     hosts: dict[str, dict[str, int]] = field(default_factory=dict)  # the recap, per host
     error: str | None = None  # why the run could not run or end as Ansible would have it
+    # Per host, the task it had started and not ended when the run stopped (a cancel, a timeout).
+    running: dict[str, str] = field(default_factory=dict)
+
+
+class TaskStatus(StrEnum):
+    """How one task ended on one host. `changed` is ok with a change; `ignored` failed under
+    ignore_errors; `rescued` failed inside a block whose rescue ran (known from the recap)."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    RESCUED = "rescued"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
+# A task result's texts are cut to these many characters before they leave the runner's process.
+TASK_NAME_MAX = 512
+TASK_TEXT_MAX = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One task's end on one host, as ansible-runner's event told it (never its arguments).
+
+    `msg`, `rc` and the tails of stdout/stderr are kept for a failed or unreachable task only;
+    a no_log task's result arrives censored and its `msg` says so."""
+
+    host: str
+    task: str
+    role: str | None
+    action: str
+    status: TaskStatus
+    started_at: str | None  # ISO 8601, UTC, as the event gives it
+    duration_s: float | None
+    msg: str | None = None
+    rc: int | None = None
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.ansible.spec import TASK_NAME_MAX, TaskStatus
 from app.db import Base, JSONType, UTCDateTime, enum_column, utcnow
 from app.jobs.vocabulary import Kind, Status
 from app.nodes.vocabulary import HostGroup
@@ -88,3 +89,50 @@ class JobLogChunk(Base):
     first_line: Mapped[int]
     last_line: Mapped[int]
     text: Mapped[str] = mapped_column(sa.Text)
+
+
+class JobHost(Base):
+    """One host of a job: its counts (as Ansible's recap counts them, live while the job runs)
+    and how many of its task results the job's bound left out (app.jobs.results)."""
+
+    __tablename__ = "job_host"
+
+    job_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(sa.String(253), primary_key=True)
+    ok: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    unreachable: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    rescued: Mapped[int] = mapped_column(default=0)
+    ignored: Mapped[int] = mapped_column(default=0)
+    tasks_dropped: Mapped[int] = mapped_column(default=0)
+    # False: the setting job_task_results was off, only failed tasks were stored.
+    tasks_recorded: Mapped[bool] = mapped_column(default=True)
+
+
+class JobTask(Base):
+    """One task's end on one host of a job (app.jobs.results): never the task's arguments."""
+
+    __tablename__ = "job_task"
+    __table_args__ = (
+        sa.Index("ix_job_task_job_id_host", "job_id", "host", "id"),
+        sa.Index("ix_job_task_job_id_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("job.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(sa.String(253))
+    run: Mapped[str] = mapped_column(sa.String(16))  # "main", or "cleanup" after a failure
+    task: Mapped[str] = mapped_column(sa.String(TASK_NAME_MAX))
+    role: Mapped[str | None] = mapped_column(sa.String(255))
+    action: Mapped[str] = mapped_column(sa.String(255))
+    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus, 16))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None]
+    msg: Mapped[str | None] = mapped_column(sa.Text)
+    rc: Mapped[int | None]
+    stdout_tail: Mapped[str | None] = mapped_column(sa.Text)
+    stderr_tail: Mapped[str | None] = mapped_column(sa.Text)

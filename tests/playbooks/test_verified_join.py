@@ -4,6 +4,9 @@ says what happened."""
 
 from __future__ import annotations
 
+from app.ansible.taskresults import task_result
+from app.jobs.results import ResultsRecorder
+from app.jobs.vocabulary import FailureReason, Status
 from tests.hosts.fixture import SshHosts
 from tests.playbooks.conftest import FAST_JOIN, run_playbook
 
@@ -80,6 +83,25 @@ def test_verified_join_retries_vanishing_nodes_and_refuses_name_mismatches(
     assert "timed out waiting for the condition" in failed["evidence"]["stderr_tail"]
     assert failed["summary"] == (
         f"attempt 1 of {RETRIES}: kubeadm join exited with code 1; resetting and retrying"
+    )
+    # What the timeline's HostFailed says of node3 and node4 (app.jobs.results), from these
+    # very events as the runner's process turns them into task results.
+    recorder = ResultsRecorder(job_id=1, all_tasks=True)
+    recorder.add(r for e in run.events if (r := task_result(e)) is not None)
+    recap = {h: {"failed": 1} for h in ("node3", "node4")}
+    why = recorder.failures(status=Status.FAILED, hosts=recap, running={}, names=recap)
+    assert why["node3"].reason == FailureReason.NODE_VANISHED_AFTER_JOIN
+    assert why["node3"].task == "Fail the node after the last attempt"
+    assert why["node3"].message is not None
+    assert why["node3"].message.startswith(f"node3 did not join after {RETRIES} attempt")
+    assert why["node4"].reason == FailureReason.NODE_NAME_MISMATCH
+    assert (
+        why["node4"]
+        .note()
+        .startswith(
+            "NodeNameMismatch in task 'Refuse a node name that differs from the FQDN': the node "
+            "name node4 differs"
+        )
     )
     # The control plane agrees.
     assert set(ssh_hosts.cluster.nodes()) == {"node1", "node2", "node5"}
