@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The recent log kept in memory for GET /debug/log and the support bundle.
+    own_log_ring_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    # The support bundle's size before compression, at most (GET /support/bundle).
+    support_bundle_max_bytes: int = Field(
+        default=50 * 1000 * 1000, ge=16 * 1024, le=10 * 1000 * 1000 * 1000
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     # HTTPS with uvicorn's own TLS when both are set; clusterctl checks it with --ca-file.
@@ -203,6 +209,9 @@ class Settings(BaseSettings):
     # The newest jobs whose files (data dir) and logs (database) are kept; older jobs keep their
     # row and timeline, not their log.
     job_dirs_kept: int = Field(default=20, ge=2, le=10_000)
+    # Every task's result per host, stored with the job (GET /jobs/{id}/hosts); off: only the
+    # failed and unreachable tasks (each host's counts and its failure's reason stay).
+    job_task_results: bool = True
 
     # verbosity
     verbosity_components: Annotated[

@@ -11,6 +11,7 @@
     │   ├── NodeExists
     │   ├── IllegalTransition     the lifecycle state machine refused an event
     │   └── JobActive             a job is running; one at a time
+    ├── Gone (410)                it existed, and is no longer kept (an old job's log)
     ├── PayloadTooLarge (413)
     ├── Misconfigured (503)       a setting the request needs is wrong (a missing playbook)
     ├── Unavailable (503)         not now, but soon: sent with Retry-After (seconds)
@@ -127,6 +128,12 @@ class JobActive(Conflict):
             job_id=job_id,
             kind=kind,
         )
+
+
+class Gone(ClustermError):
+    """What was asked for existed and was let go of by a retention setting (named in the body)."""
+
+    status_code = 410
 
 
 class PayloadTooLarge(ClustermError):

@@ -225,6 +225,39 @@ class Api:
                 return
         raise failed.error()
 
+    @contextmanager
+    def download(self, path: str, **params: Any) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it arrives (`iter_bytes`), tried on each URL in turn
+        until one answers; a body cut off half-way is Unreachable (the caller asks again)."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        failed = _Failures()
+        for index in self._order():
+            url = self.urls[index]
+            with ExitStack() as stack:
+                try:
+                    response = stack.enter_context(
+                        self._client(index).stream(
+                            "GET", path, headers=self._headers[index], params=clean
+                        )
+                    )
+                    if response.status_code >= 400:
+                        response.read()
+                except httpx.TransportError as exc:
+                    failed.unreachable(url, exc)
+                    continue
+                if response.status_code == 503:
+                    failed.unavailable(url, _refusal(response))
+                    continue
+                self._current = index
+                if response.status_code >= 400:
+                    raise _refusal(response)
+                try:
+                    yield response
+                except httpx.TransportError as exc:
+                    raise Unreachable(f"lost the download from clusterm at {url}: {exc}") from exc
+                return
+        raise failed.error()
+
     def send(self, method: str, path: str, body: Any = None) -> Any:
         response = self.request(method, path, json=body)
         return response.json() if response.content else None

@@ -1,7 +1,8 @@
 """`clusterctl nodes commission|decommission|update`, `discover`, `job ...`, `global ...`.
 
-`--wait` and `job get active --follow` poll `GET /info/job/active?since=N` (a cursor, so no line is
-printed twice or missed) and then exit with the job's result: 0 when it succeeded, 4 when not.
+`--wait` and `job get JOB --follow` read the job's log stream (`GET /jobs/{id}/log/stream`, whose
+event ids are line numbers, so a broken stream resumes on any replica with no line printed twice
+or missed) and then exit with the job's result: 0 when it succeeded, 4 when not.
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ import json
 import re
 import sys
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from clusterctl.api import Api, Refused, Unreachable
 from clusterctl.common import JsonOpt, api
+from clusterctl.job_hosts import job_hosts
 from clusterctl.nodes import nodes_app
 from clusterctl.output import Column, error, print_json, print_table
 
 JOB_FAILED = 4  # the job ran, and did not succeed
-FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
-POLL_S = 0.25
 RECONNECT_TRIES = 10  # about a minute of backoff: a restart or a failover, not a dead daemon
 
 job_app = typer.Typer(help="Provisioning jobs: the active one, the last one, the history.")
 global_app = typer.Typer(help="Global Ansible extra vars of every job.", no_args_is_help=True)
+job_app.command("hosts")(job_hosts)
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
@@ -95,10 +96,19 @@ def nodes_commission(
     group: GroupOpt = None,
     extra_vars: ExtraVarsOpt = None,
     wait: WaitOpt = False,
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            help="run the cleanup playbook on the nodes left failed (failed, cancelled, timed "
+            "out); --no-cleanup leaves them as they are, to look at"
+        ),
+    ] = True,
     json_: JsonOpt = False,
 ) -> int:
     """Commission nodes into the cluster (a job; see `clusterctl job get active`)."""
     body: dict[str, Any] = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
+    if not cleanup:
+        body["cleanup"] = False
     if group is not None:
         body["host_group"] = group
     return _start(ctx, "/commission/nodes", body, wait, json_)
@@ -133,6 +143,19 @@ def nodes_update(
     return _start(ctx, "/update/nodes", body, wait, json_)
 
 
+@nodes_app.command("cleanup")
+def nodes_cleanup(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="names of failed nodes")],
+    extra_vars: ExtraVarsOpt = None,
+    wait: WaitOpt = False,
+    json_: JsonOpt = False,
+) -> int:
+    """Run the cleanup playbook on failed nodes: they are registered again when it succeeds."""
+    body = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
+    return _start(ctx, "/cleanup/nodes", body, wait, json_)
+
+
 def discover(
     ctx: typer.Context,
     addrs: Annotated[list[str], typer.Argument(help="ADDRESS or ADDRESS:PORT")],
@@ -149,22 +172,29 @@ def discover(
 @job_app.command("get")
 def job_get(
     ctx: typer.Context,
-    which: Annotated[Literal["active", "last"], typer.Argument(help="active or last")],
+    which: Annotated[str, typer.Argument(help="active, last, or a job's id", metavar="JOB")],
     json_: JsonOpt = False,
     since: Annotated[int, typer.Option(help="only the log lines after this number")] = 0,
     tail: Annotated[int | None, typer.Option(help="only the last N log lines")] = None,
     follow_: Annotated[
-        bool, typer.Option("--follow", "-f", help="print new lines as they come (active job)")
+        bool,
+        typer.Option("--follow", "-f", help="print new lines as they come, until the job ends"),
     ] = False,
     color: ColorOpt = None,
 ) -> int:
-    """Show the active or the last job with its log."""
+    """Show a job with its log: the active one, the last one, or any by its id."""
+    if which not in ("active", "last") and not (which.isascii() and which.isdigit()):
+        raise typer.BadParameter(f"{which!r}: give active, last or a job's id", param_hint="JOB")
     client = api(ctx)
+    path = f"/info/job/{which}" if which in ("active", "last") else f"/jobs/{int(which)}/log"
     if follow_:
-        if which != "active":
-            raise typer.BadParameter("--follow follows the active job", param_hint="--follow")
-        return follow(client, job_id=None, since=since, color=_color(color))
-    job = client.get(f"/info/job/{which}", since=since, tail=tail, color=str(_color(color)).lower())
+        job_id = None  # the active job, whichever it is when the follow starts
+        if which == "last":
+            job_id = int(client.get(path, tail=1)["id"])
+        elif which != "active":
+            job_id = int(which)
+        return follow(client, job_id=job_id, since=since, color=_color(color))
+    job = client.get(path, since=since, tail=tail, color=str(_color(color)).lower())
     if json_:
         print_json(job)
         return 0
@@ -187,53 +217,47 @@ def _summary(job: dict[str, Any]) -> None:
 
 
 def follow(client: Api, *, job_id: int | None, since: int, color: bool) -> int:
-    """Print the job's new lines until it has ended; return 0 if it succeeded, else 4."""
+    """Print the job's lines after `since` until it has ended; return 0 if it succeeded, else 4.
+    `job_id` None: the active job. A broken stream resumes (on the next URL) after the last line
+    printed: line numbers are the same on every replica, so nothing is printed twice or missed."""
     cursor = since
-    params = {"color": str(color).lower()}
     failures = 0
     while True:
         try:
-            page = _poll(client, job_id=job_id, cursor=cursor, params=params)
+            if job_id is None:
+                job_id = int(client.get("/info/job/active", tail=1)["id"])
+            path = f"/jobs/{job_id}/log/stream"
+            with client.stream(path, last_event_id=str(cursor), color=str(color).lower()) as source:
+                failures = 0
+                for sse in source.iter_sse():
+                    if sse.event in ("line", "gap"):
+                        typer.echo(sse.data if color else _ANSI.sub("", sse.data))
+                    elif sse.event == "status":
+                        return _ended(json.loads(sse.data))
+                    elif sse.event == "error":
+                        # The daemon ended the stream (a token revoked, a log no longer kept):
+                        # reconnecting would only be refused, so stop and say why.
+                        body = json.loads(sse.data)
+                        status = {"Unauthorized": 401, "Gone": 410}.get(body.get("error"), 503)
+                        raise Refused(status, str(body.get("error")), str(body.get("message")))
+                    if sse.id:
+                        cursor = int(sse.id)
+            # Ended without the job's status: the replica stopped; resume like a broken stream.
+            raise Unreachable("the stream ended before the job did")
         except Unreachable:
             # Every URL failed at once: a daemon restarting, or replicas handing over the lead.
-            # The cursor is the line number, the same on every replica: nothing is lost.
             failures += 1
             if failures > RECONNECT_TRIES:
                 raise
             error(f"job: cannot reach clusterm; trying again after line {cursor}")
             time.sleep(min(2.0**failures / 4, 10.0))
-            continue
-        failures = 0
-        job_id = page["id"]
-        for line in page["logs"]:
-            typer.echo(line if color else _ANSI.sub("", line))
-        cursor = page.get("next_line", cursor + 1) - 1
-        if page["status"] in FINISHED and page["complete"]:
-            rc = f" (rc {page['rc']})" if page["rc"] is not None else ""
-            error_ = f": {page['error']}" if page["error"] else ""
-            typer.echo(f"job {job_id} {page['status']}{rc}{error_}", err=True)
-            return 0 if page["status"] == "successful" else JOB_FAILED
-        time.sleep(POLL_S)
 
 
-def _poll(
-    client: Api, *, job_id: int | None, cursor: int, params: dict[str, str]
-) -> dict[str, Any]:
-    """The job's lines after `cursor`, wherever the job is now: active, last, or older."""
-    try:
-        page: dict[str, Any] | None = client.get("/info/job/active", since=cursor, **params)
-    except Refused as exc:
-        if exc.status != 404 or job_id is None:
-            raise
-        page = None
-    if page is not None and (job_id is None or page["id"] == job_id):
-        return page
-    # Our job has ended between two polls: its last lines are in /info/job/last.
-    last: dict[str, Any] = client.get("/info/job/last", since=cursor, **params)
-    if last["id"] == job_id:
-        return last
-    older: dict[str, Any] = client.get(f"/jobs/{job_id}")
-    return older | {"logs": [], "complete": True}
+def _ended(job: dict[str, Any]) -> int:
+    rc = f" (rc {job['rc']})" if job["rc"] is not None else ""
+    error_ = f": {job['error']}" if job["error"] else ""
+    typer.echo(f"job {job['id']} {job['status']}{rc}{error_}", err=True)
+    return 0 if job["status"] == "successful" else JOB_FAILED
 
 
 @job_app.command("cancel")
@@ -242,6 +266,13 @@ def job_cancel(ctx: typer.Context, json_: JsonOpt = False) -> None:
     job = api(ctx).send("POST", "/info/job/active/cancel")
     if json_:
         print_json(job)
+    elif job["status"] == "running" and job["kind"] == "commission":
+        # The cancel answers once the cleanup starts, which may take minutes.
+        typer.echo(
+            f"job {job['id']} is still running: a cancelled commission cleans up its nodes "
+            "first (cancel again to stop the cleanup)",
+            err=True,
+        )
     else:
         typer.echo(f"job {job['id']} {job['status']}", err=True)
 
@@ -251,10 +282,22 @@ def job_list(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="at most this many")] = 20,
     before_id: Annotated[int | None, typer.Option(help="only jobs older than this id")] = None,
+    node: Annotated[str | None, typer.Option(help="only jobs on this node")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="e.g. commission; repeatable")] = None,
+    status: Annotated[list[str] | None, typer.Option(help="e.g. failed; repeatable")] = None,
+    since: Annotated[str | None, typer.Option(help="e.g. 12h, 7d, or an ISO 8601 time")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List jobs, newest first."""
-    jobs = api(ctx).get("/jobs", limit=limit, before_id=before_id)
+    jobs = api(ctx).get(
+        "/jobs",
+        limit=limit,
+        before_id=before_id,
+        node=node,
+        kind=kind or None,
+        status=status or None,
+        since=since,
+    )
     if json_:
         print_json(jobs)
     else:

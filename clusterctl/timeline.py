@@ -59,8 +59,13 @@ def _extra(event: dict[str, Any]) -> str:
     for key, label in (("job_id", "job"), ("attempt", "attempt"), ("actor", "actor")):
         if event.get(key) is not None:
             parts.append(f"{label}={event[key]}")
+    details = event.get("details")
+    details = details if isinstance(details, dict) else {}
     if event.get("note"):
+        # A HostFailed note says why in one line (reason, task, message): keep it one line.
         parts.append(" ".join(str(event["note"]).split()))
+    elif details.get("reason"):
+        parts.append(str(details["reason"]))
     return " ".join(parts)
 
 

@@ -8,6 +8,12 @@ never waits for the database.
 Order at the end of a job, so that no reader sees "finished" with lines still to come: the
 flusher stops, the log is closed (its last line says how the job ended), then its last lines,
 `complete` and the job's end are written in one fenced transaction.
+
+A commission that leaves nodes failed (it failed, was cancelled or timed out) runs the cleanup
+playbook on them, unless its request said `cleanup: false`. A cancel stops the main playbook and
+is then forgotten (the row's `cancel_requested_by` cleared), so that the cleanup runs, and a new
+cancel stops the cleanup. A daemon that stops or loses the lead runs no cleanup: the job ends
+interrupted, its nodes failed, for an operator to clean up (`POST /cleanup/nodes`).
 """
 
 from __future__ import annotations
@@ -20,16 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from app.ansible import inventory, leftovers, process
 from app.ansible.env import ansible_env
 from app.ansible.logbuffer import LogBuffer
-from app.ansible.spec import RunResult, RunSpec
+from app.ansible.spec import RunResult, RunSpec, RunStatus
 from app.cluster import known_hosts
 from app.cluster.leadership import Leadership, LeadLost
 from app.config import Settings
 from app.db import Database
-from app.jobs import logstore, variables
+from app.jobs import logstore, results, variables
 from app.jobs import service as jobs
 from app.jobs.joins import JoinRecorder
 from app.jobs.models import Job
@@ -53,8 +60,12 @@ class JobRun:
     writer: logstore.LogWriter
     extra_vars: dict[str, Any]
     inventory: dict[str, Any] | None  # None: it could not be built (`error` says why)
+    results: results.ResultsRecorder  # per host and task, stored with the log's batches
     error: str | None = None
+    cut_tasks: dict[str, str] = field(default_factory=dict)  # per host, the task a stop cut
+    cleanup: bool = True  # a commission cleans up the nodes it leaves failed
     cancel_requested_by: str | None = None
+    canceled_by: str | None = None  # who cancelled the main playbook (before its cleanup)
     lead_lost: bool = False  # the lead went: stop at once, write nothing more
     wake: threading.Event = field(default_factory=threading.Event)  # look at the row now
     running: threading.Event = field(default_factory=threading.Event)  # the flusher's to go on
@@ -119,7 +130,11 @@ class Execution:
             writer=writer,
             extra_vars=merged,
             inventory=inv,
+            results=results.ResultsRecorder(
+                job_id=row.id, all_tasks=self.settings.job_task_results
+            ),
             error=error,
+            cleanup=inputs.get("cleanup", True) is not False,
             cancel_requested_by=row.cancel_requested_by,
         )
 
@@ -134,6 +149,7 @@ class Execution:
     def execute(self, run: JobRun) -> None:
         job_id = run.row.id
         status, rc, hosts, error = Status.FAILED, None, {}, run.error
+        cleanup: RunResult | None = None
         started = time.monotonic()
         run.running.set()
         flusher = threading.Thread(
@@ -143,14 +159,17 @@ class Execution:
         try:
             if run.inventory is not None and self._stopped(run):
                 status = Status.CANCELED  # asked before it ran: it never starts
+                run.canceled_by = run.cancel_requested_by
             elif run.inventory is not None:
                 result = self._run(
                     run, playbook_path(self.settings, run.row.kind), run.inventory, "main"
                 )
                 status, rc, hosts = Status(result.status.value), result.rc, result.hosts
-                error = result.error
-                if run.row.kind == Kind.COMMISSION and status == Status.FAILED:
-                    self._cleanup(run, run.inventory, hosts, status)
+                error, run.cut_tasks = result.error, result.running
+                if status == Status.CANCELED:
+                    run.canceled_by = run.cancel_requested_by
+                if run.row.kind == Kind.COMMISSION and run.cleanup and status != Status.SUCCESSFUL:
+                    cleanup = self._cleanup(run, run.inventory, hosts, status)
         except Exception as exc:
             log.exception("job %s could not run", job_id)
             error = f"clusterm could not run the job: {type(exc).__name__}: {exc}"
@@ -160,9 +179,13 @@ class Execution:
         if run.lead_lost:
             log.error("job %s: the lead was lost; the next leader ends it", job_id)
             return
-        if status == Status.CANCELED and self.stopping and run.cancel_requested_by is None:
+        if status == Status.CANCELED and self.stopping and run.canceled_by is None:
             status = Status.INTERRUPTED
         error = error or self._explain(run, status, rc, hosts)
+        if cleanup is not None and cleanup.status != RunStatus.SUCCESSFUL:
+            # The nodes are failed either way; whether they were cleaned up is worth saying.
+            by = f" by {run.cancel_requested_by}" if cleanup.status == RunStatus.CANCELED else ""
+            error = f"{error or 'failed'}; its cleanup {cleanup.status}{by}"
         elapsed = time.monotonic() - started
         summary = f"[clusterm: job {job_id} {status}"
         summary += f" (rc {rc})" if rc is not None else ""
@@ -176,21 +199,54 @@ class Execution:
             run.wake.clear()
             if not run.running.is_set() or run.lead_lost:
                 return
+            batch = None
+
+            def then(session: Session) -> None:
+                nonlocal batch
+                batch = run.results.store(session)  # in the log's batch: one transaction
+                self._look_for_cancel(session, run)
+
             try:
-                asked = run.writer.flush(
-                    lambda s: s.scalar(
-                        sa.select(Job.cancel_requested_by).where(Job.id == run.row.id)
-                    )
-                )
+                run.writer.flush(then)
             except LeadLost:
                 self.lose(run)
                 return
             except Exception as exc:
                 # The next batch stores these lines too (or the tail drops them, as it would).
                 log.warning("job %s: could not store its log now: %s", run.row.id, exc)
+                if batch is not None:
+                    run.results.unstored(batch)
                 continue
-            if asked is not None and run.cancel_requested_by is None:
-                run.cancel_requested_by = asked
+            if batch is not None:
+                run.results.stored(batch)
+
+    @staticmethod
+    def _look_for_cancel(session: Session, run: JobRun) -> None:
+        # In the writer's batch, under its lock, as is `_rearm_cancel`: a look that read the
+        # row before the cancel was cleared can never land after it and stop the cleanup.
+        asked = session.scalar(sa.select(Job.cancel_requested_by).where(Job.id == run.row.id))
+        if asked is not None and run.cancel_requested_by is None:
+            run.cancel_requested_by = asked
+
+    def _rearm_cancel(self, run: JobRun) -> bool:
+        """Forget the cancel that stopped the main playbook (here and in the row), so that the
+        cleanup runs and a new cancel stops it; False when it could not be forgotten."""
+        asked = run.cancel_requested_by
+
+        def forget(session: Session) -> None:
+            jobs.rearm_cancel(session=session, job_id=run.row.id)
+            run.cancel_requested_by = None
+
+        try:
+            run.writer.flush(forget)
+        except LeadLost:
+            self.lose(run)
+            return False
+        except Exception as exc:
+            log.warning("job %s: could not clear its cancel, so no cleanup: %s", run.row.id, exc)
+            run.cancel_requested_by = asked
+            return False
+        return True
 
     def lose(self, run: JobRun) -> None:
         """The lead is gone: stop driving `run` now (no database needed), kill what it runs."""
@@ -205,6 +261,7 @@ class Execution:
         extra_vars = run.extra_vars
         if name == "cleanup":
             extra_vars = {**extra_vars, "clusterm_job_kind": "cleanup"}
+        run.results.run = name
         # Join attempts reach the timeline while the job runs (app.jobs.joins); the host keys
         # every replica trusts are the database's (app.cluster.known_hosts).
         try:
@@ -220,12 +277,14 @@ class Execution:
                     env=ansible_env(self.settings),
                     timeout_s=self.settings.job_timeout_s,
                     wants_reports=True,
+                    all_task_results=self.settings.job_task_results,
                 )
                 return process.run_playbook(
                     spec,
                     on_output=run.log.append_text,
                     should_cancel=lambda: self._stopped(run),
                     on_report=joins.report,
+                    on_tasks=run.results.add,
                 )
         finally:
             # Whatever ended the run, nothing of it may go on running (see kill_leftovers).
@@ -233,17 +292,20 @@ class Execution:
 
     def _cleanup(
         self, run: JobRun, inv: dict[str, Any], hosts: dict[str, dict[str, int]], status: Status
-    ) -> None:
+    ) -> RunResult | None:
+        """The cleanup playbook on the hosts the job leaves failed; None when it did not run."""
         failed = [n for n in run.row.nodes if not jobs.host_succeeded(hosts, n, status=status)]
-        if not failed or self._stopped(run):
-            return
+        if not failed or run.lead_lost or self.stopping:
+            return None
+        if run.cancel_requested_by is not None and not self._rearm_cancel(run):
+            return None
         playbook = (self.settings.playbook_dir / self.settings.cleanup_playbook).absolute()
         run.log.append_lines(
             ["", CLEANUP_MARKER.format(hosts=", ".join(failed), playbook=playbook)]
         )
         if not playbook.is_file():
             run.log.append_lines([f"[clusterm: no cleanup: {playbook} does not exist]"])
-            return
+            return None
         children = inv["all"]["children"]
         for group in children.values():
             group["hosts"] = {
@@ -252,6 +314,7 @@ class Execution:
         children["targets"]["hosts"] = dict.fromkeys(failed)
         result = self._run(run, playbook, inv, "cleanup")
         run.log.append_lines([f"[clusterm: cleanup {result.status} (rc {result.rc})]"])
+        return result
 
     def _explain(
         self, run: JobRun, status: Status, rc: int | None, hosts: dict[str, dict[str, int]]
@@ -261,7 +324,7 @@ class Execution:
         if status == Status.INTERRUPTED:
             return "clusterm was stopped while the job was running; its nodes were marked failed"
         if status == Status.CANCELED:
-            return f"canceled by {run.cancel_requested_by}"
+            return f"canceled by {run.canceled_by or run.cancel_requested_by}"
         if status == Status.TIMEOUT:
             return (
                 f"the job ran longer than job_timeout_s ({self.settings.job_timeout_s} s) "
@@ -292,18 +355,36 @@ class Execution:
         (or the lead is lost) the row is left running, and the next start (or the next leader)
         ends it as interrupted."""
         attempt = 0
+        failures = run.results.failures(
+            status=status, hosts=hosts, running=run.cut_tasks, names=run.row.nodes
+        )
         while True:
-            try:
-                run.row = run.writer.flush(
-                    lambda s: jobs.finish_job(
-                        session=s, job_id=run.row.id, status=status, rc=rc, hosts=hosts, error=error
-                    )
+            batch = None
+
+            def then(session: Session) -> Job:
+                nonlocal batch
+                batch = run.results.finish(session, hosts)
+                return jobs.finish_job(
+                    session=session,
+                    job_id=run.row.id,
+                    status=status,
+                    rc=rc,
+                    hosts=hosts,
+                    error=error,
+                    failures=failures,
                 )
+
+            try:
+                run.row = run.writer.flush(then)
+                if batch is not None:
+                    run.results.stored(batch)
                 return
             except LeadLost:
                 log.error("job %s: the lead was lost before its end was written", run.row.id)
                 return
             except Exception:
+                if batch is not None:
+                    run.results.unstored(batch)
                 attempt += 1
                 log.exception(
                     "could not record the end of job %s (attempt %d)", run.row.id, attempt

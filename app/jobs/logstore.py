@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app.ansible.logbuffer import LogBuffer, Pending
 from app.cluster.leadership import Leadership
 from app.db import Database, utcnow
+from app.jobs import results
 from app.jobs.models import Job, JobLog, JobLogChunk
 from app.jobs.vocabulary import ACTIVE_STATUSES
 
@@ -132,15 +133,20 @@ def close_stored(*, session: Session, job_id: int, lines: list[str]) -> None:
     store_pending(session=session, job_id=job_id, pending=shape)
 
 
+def has_log(*, session: Session, job_id: int) -> bool:
+    return session.get(JobLog, job_id) is not None
+
+
 def drop_old_logs(*, session: Session, kept: int) -> None:
-    """Delete the stored logs of every job but the newest `kept` (their rows stay: a job older
-    than the stored logs says its log is no longer kept)."""
+    """Delete the stored logs and per-host results of every job but the newest `kept` (their
+    rows stay: a job older than the stored logs says its log is no longer kept)."""
     oldest_kept = session.scalar(
         sa.select(Job.id).order_by(Job.id.desc()).offset(kept - 1).limit(1)
     )
     if oldest_kept is None:
         return
     session.execute(sa.delete(JobLogChunk).where(JobLogChunk.job_id < oldest_kept))
+    results.drop_old(session=session, oldest_kept=oldest_kept)  # the per-host results go too
     session.execute(sa.delete(JobLog).where(JobLog.job_id < oldest_kept))
 
 

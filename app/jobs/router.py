@@ -5,24 +5,24 @@ The routes and shapes kept from the original: docs/contracts.md#contiv-clusterm.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import streams
-from app.ansible.logbuffer import LogSlice
 from app.auth.deps import AdminDep, OperatorDep, ViewerDep, record_refusal
 from app.auth.service import Principal
 from app.deps import DbDep, FollowersDep, JobsDep
-from app.errors import Forbidden, NotFound
-from app.jobs import service, variables
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.followers import Followers
+from app.jobs import follow, service, variables
+from app.jobs.filters import JobFilter
 from app.jobs.logstore import StoredJob
 from app.jobs.schemas import (
+    CleanupRequest,
     CommissionRequest,
     DecommissionRequest,
     DiscoverRequest,
@@ -32,21 +32,18 @@ from app.jobs.schemas import (
     UpdateRequest,
     to_addresses,
 )
-from app.jobs.views import job_view, log_text, render_line
+from app.jobs.views import job_text, job_view, jobs_table, render_log
 from app.jobs.vocabulary import ACTIVE_STATUSES, Kind
 from app.jobs.worker import JobManager
+from app.tables import TEXT_MEDIA_TYPE, wants_text
 
 router = APIRouter(tags=["jobs"])
 
-STREAM_BATCH = 1000  # lines per read while streaming a backlog
 # The log routes are async: the job and its log are brought up to date from the database in a
 # thread (app.jobs.logstore), then a few lines are rendered in the event loop. More lines than
 # this are rendered in a thread too, so that a whole 8 MiB log (tens of ms of json.dumps) never
 # holds up the loop.
 INLINE_LINES = 500
-# How often a follower looks at the database for new lines; the replica's copy of the log is
-# shared, so each look costs two small reads, plus the new lines once for all followers.
-STREAM_POLL_S = 0.25
 # Job ids are INTEGER columns: 32 bits on PostgreSQL. A larger id is a 422, not a driver error.
 MAX_ID = 2**31 - 1
 
@@ -84,6 +81,7 @@ def commission_nodes(
         host_group=body.host_group,
         extra_vars=body.extra_vars,
         actor=who.name,
+        cleanup=body.cleanup,
     )
     return _accepted(response, job)
 
@@ -122,6 +120,26 @@ def update_nodes(
     return _accepted(response, job)
 
 
+@router.post(
+    "/cleanup/nodes",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    summary="Run the cleanup playbook on failed nodes (they end registered when it succeeds)",
+)
+def cleanup_nodes(
+    body: CleanupRequest, who: OperatorDep, jobs: JobsDep, request: Request, response: Response
+) -> JobRead:
+    _check_extra_vars(request, who, body.extra_vars, jobs)
+    job = jobs.submit(
+        kind=Kind.CLEANUP,
+        names=body.nodes,
+        host_group=None,
+        extra_vars=body.extra_vars,
+        actor=who.name,
+    )
+    return _accepted(response, job)
+
+
 @router.post("/discover/nodes", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def discover_nodes(
     body: DiscoverRequest, who: OperatorDep, jobs: JobsDep, request: Request, response: Response
@@ -148,26 +166,50 @@ async def _pick(jobs: JobManager, which: Literal["active", "last"]) -> StoredJob
     return stored
 
 
-def _wants_text(fmt: str | None, accept: str | None) -> bool:
-    if fmt is not None:
-        return fmt == "text"
-    first = (accept or "").split(",")[0].split(";")[0].strip().lower()
-    return first == "text/plain"
+SinceQ = Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")]
 
 
-@router.get("/info/job/{which}", summary="The active or the last job, with its log")
-async def get_job_log(
-    which: Literal["active", "last"],
-    jobs: JobsDep,
-    _: ViewerDep,
-    since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
+@dataclass(frozen=True)
+class LogQuery:
+    """What part of a job's log to serve, and how: the same for every log route."""
+
+    since: int
+    tail: int | None
+    text: bool
+    color: bool
+
+
+async def _log_query(
+    since: SinceQ = 0,
     tail: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the last N lines")] = None,
     format: Annotated[Literal["json", "text"] | None, Query()] = None,
     color: Annotated[bool, Query(description="false strips ANSI colour codes")] = True,
     accept: Annotated[str | None, Header()] = None,
+) -> LogQuery:
+    return LogQuery(since=since, tail=tail, text=wants_text(format, accept), color=color)
+
+
+LogQueryDep = Annotated[LogQuery, Depends(_log_query)]
+JobIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/info/job/{which}", summary="The active or the last job, with its log")
+async def get_job_log(
+    which: Literal["active", "last"], jobs: JobsDep, _: ViewerDep, query: LogQueryDep
 ) -> Response:
-    run = await _pick(jobs, which)
-    text = _wants_text(format, accept)
+    return await _log_response(jobs, await _pick(jobs, which), query)
+
+
+@router.get("/jobs/{job_id}/log", summary="Any job with its log (kept for the newest jobs)")
+async def get_job_log_by_id(
+    job_id: JobIdPath, jobs: JobsDep, _: ViewerDep, query: LogQueryDep
+) -> Response:
+    """As GET /info/job/last, for any job; 410 once its log is no longer kept (job_dirs_kept)."""
+    return await _log_response(jobs, await run_in_threadpool(jobs.stored_job, job_id), query)
+
+
+async def _log_response(jobs: JobManager, run: StoredJob, query: LogQuery) -> Response:
+    since, tail, text, color = query.since, query.tail, query.text, query.color
     # The status is read before the log: a job turns finished only after its log is complete,
     # so a reader never sees "finished" with lines missing.
     view = job_view(run.row)
@@ -177,9 +219,9 @@ async def get_job_log(
     if body is None:
         piece = run.log.read(since=since, tail=tail)
         if len(piece.lines) <= INLINE_LINES:
-            body = _render(view, piece, text=text, color=color)
+            body = render_log(view, piece, text=text, color=color)
         else:
-            body = await run_in_threadpool(_render, view, piece, text=text, color=color)
+            body = await run_in_threadpool(render_log, view, piece, text=text, color=color)
         if whole:
             jobs.logs.remember_body(run, key, body)
     headers = {
@@ -187,23 +229,8 @@ async def get_job_log(
         "X-Clusterm-Job-Status": view["status"],
         "X-Clusterm-Next-Line": str(run.log.next_line if whole else piece.next_line),
     }
-    media = "text/plain; charset=utf-8" if text else "application/json"
+    media = TEXT_MEDIA_TYPE if text else "application/json"
     return Response(body, media_type=media, headers=headers)
-
-
-def _render(view: dict[str, Any], piece: LogSlice, *, text: bool, color: bool) -> bytes:
-    if text:
-        return log_text(piece, color=color).encode("utf-8")
-    view.update(
-        logs=piece.lines if color else [render_line(line, False) for line in piece.lines],
-        first_line=piece.first_line,
-        next_line=piece.next_line,
-        dropped_lines=piece.dropped_lines,
-        dropped_bytes=piece.dropped_bytes,
-        gap=None if piece.gap is None else vars(piece.gap),
-        complete=piece.complete,
-    )
-    return json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 @router.get("/info/job/active/stream", summary="Follow the active job (Server-Sent Events)")
@@ -212,42 +239,54 @@ async def stream_job_log(
     jobs: JobsDep,
     followers: FollowersDep,
     _: ViewerDep,
-    since: Annotated[int, Query(ge=0, le=MAX_ID, description="only the lines after N")] = 0,
+    since: SinceQ = 0,
     color: Annotated[bool, Query()] = True,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     resume = streams.last_event_id(last_event_id, max_id=MAX_ID)
-    run = await _pick(jobs, "active")
+    try:
+        run = await _pick(jobs, "active")
+    except NotFound:
+        if resume is None:
+            raise
+        # A follower reconnecting after the job ended (its connection broke near the end): the
+        # rest of the job that ended last, and its status. GET /jobs/{id}/log/stream names the
+        # job, for a client that must not mistake a later job for it.
+        run = await _pick(jobs, "last")
+    return _follow(request, jobs, followers, run, since=since, resume=resume, color=color)
+
+
+@router.get("/jobs/{job_id}/log/stream", summary="Follow any job's log (Server-Sent Events)")
+async def stream_job_log_by_id(
+    request: Request,
+    job_id: JobIdPath,
+    jobs: JobsDep,
+    followers: FollowersDep,
+    _: ViewerDep,
+    since: SinceQ = 0,
+    color: Annotated[bool, Query()] = True,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """The lines after the cursor, new ones as they come, then a `status` event: for a running
+    job, or one long finished (a client resumes with Last-Event-ID after the job's end too)."""
+    resume = streams.last_event_id(last_event_id, max_id=MAX_ID)
+    run = await run_in_threadpool(jobs.stored_job, job_id)
+    return _follow(request, jobs, followers, run, since=since, resume=resume, color=color)
+
+
+def _follow(
+    request: Request,
+    jobs: JobManager,
+    followers: Followers,
+    run: StoredJob,
+    *,
+    since: int,
+    resume: int | None,
+    color: bool,
+) -> EventSourceResponse:
     cursor = since if resume is None else max(since, resume)
-    events = _events(jobs, run, cursor, color)
+    events = follow.log_events(jobs, run, cursor, color)
     return streams.open_stream(request, events, followers=followers, ping=15)
-
-
-async def _events(
-    jobs: JobManager, run: StoredJob, cursor: int, color: bool
-) -> AsyncIterator[ServerSentEvent]:
-    """The backlog after `cursor`, then lines as they come, then one `status` event. Line
-    numbers are the same on every replica: a client resumes anywhere with Last-Event-ID."""
-    while True:
-        # The row before the log: a job turns finished only once its log is complete.
-        finished = run.row.status not in ACTIVE_STATUSES
-        piece = run.log.read(since=cursor, limit=STREAM_BATCH)
-        for number, line in piece.numbered():
-            if number is None:
-                assert piece.gap is not None
-                last_dropped = piece.gap.after_line + piece.gap.lines
-                yield ServerSentEvent(data=line, event="gap", id=str(last_dropped))
-            else:
-                yield ServerSentEvent(data=render_line(line, color), event="line", id=str(number))
-        cursor = piece.next_line - 1
-        if piece.complete and finished:
-            yield ServerSentEvent(data=json.dumps(job_view(run.row)), event="status")
-            return
-        if len(piece.lines) < STREAM_BATCH:
-            await asyncio.sleep(STREAM_POLL_S)
-            job_id = run.row.id
-            fresh = jobs.logs.peek(job_id, max_age_s=STREAM_POLL_S)
-            run = fresh if fresh is not None else await run_in_threadpool(jobs.stored_job, job_id)
 
 
 @router.post("/info/job/active/cancel", response_model=JobRead, summary="Cancel the active job")
@@ -255,7 +294,28 @@ def cancel_job(jobs: JobsDep, who: OperatorDep) -> JobRead:
     return JobRead.model_validate(jobs.cancel(actor=who.name))
 
 
-@router.get("/jobs", response_model=list[JobRead], summary="Jobs, newest first")
+_LIST_PARAMS = {"limit", "before_id", "node", "kind", "status", "since", "format"}
+
+
+async def _known_params(request: Request) -> None:
+    # A misspelt filter (`?state=failed`) would otherwise be ignored, and the reader would take
+    # every job for the ones asked for.
+    for name in request.query_params:
+        if name not in _LIST_PARAMS:
+            known = ", ".join(sorted(_LIST_PARAMS))
+            reason = f"unknown parameter; this route takes {known}"
+            raise ValidationFailed(f"{name}: {reason}", fields=[{"field": name, "reason": reason}])
+
+
+FormatQ = Annotated[Literal["json", "text"] | None, Query(description="text: an aligned table")]
+
+
+@router.get(
+    "/jobs",
+    response_model=list[JobRead],
+    summary="Jobs, newest first",
+    dependencies=[Depends(_known_params)],
+)
 def list_jobs(
     db: DbDep,
     _: ViewerDep,
@@ -263,16 +323,36 @@ def list_jobs(
     before_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="only jobs older than this")
     ] = None,
-) -> list[JobRead]:
+    node: Annotated[str | None, Query(description="only jobs on this node (or address)")] = None,
+    kind: Annotated[list[str], Query(description="commission, update, …; repeatable")] = [],  # noqa: B006
+    status: Annotated[list[str], Query(description="failed, running, …; repeatable")] = [],  # noqa: B006
+    since: Annotated[
+        str | None, Query(description="created since: 7d, 12h, or an ISO 8601 time (UTC)")
+    ] = None,
+    format: FormatQ = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> list[JobRead] | Response:
+    filters = JobFilter.parse(node=node, kinds=kind, statuses=status, since=since)
     with db.read() as session:
-        rows = service.list_jobs(session=session, limit=limit, before_id=before_id)
+        rows = service.list_jobs(session=session, limit=limit, before_id=before_id, filters=filters)
+        if wants_text(format, accept):
+            return Response(jobs_table(rows), media_type=TEXT_MEDIA_TYPE)
         return [JobRead.model_validate(r) for r in rows]
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead)
-def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep, _: ViewerDep) -> JobRead:
+def get_job(
+    job_id: JobIdPath,
+    db: DbDep,
+    _: ViewerDep,
+    format: FormatQ = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> JobRead | Response:
     with db.read() as session:
-        return JobRead.model_validate(service.get_job(session=session, job_id=job_id))
+        job = service.get_job(session=session, job_id=job_id)
+        if wants_text(format, accept):
+            return Response(job_text(job), media_type=TEXT_MEDIA_TYPE)
+        return JobRead.model_validate(job)
 
 
 @router.get("/globals", response_model=GlobalsRead, summary="Global extra vars of every job")

@@ -92,6 +92,12 @@ class CommissionRequest(_Input):
     nodes: NodeList
     host_group: HostGroupField | None = None
     extra_vars: ExtraVars = _REQUEST_VARS
+    cleanup: bool = Field(
+        default=True,
+        description="Run the cleanup playbook on the nodes the commission leaves failed: when it "
+        "fails, is cancelled or times out. false leaves them as they are, to look at; clean them "
+        "up later with POST /cleanup/nodes.",
+    )
 
 
 class DecommissionRequest(_Input):
@@ -102,6 +108,11 @@ class DecommissionRequest(_Input):
 class UpdateRequest(_Input):
     nodes: NodeList
     host_group: HostGroupField | None = None
+    extra_vars: ExtraVars = _REQUEST_VARS
+
+
+class CleanupRequest(_Input):
+    nodes: NodeList
     extra_vars: ExtraVars = _REQUEST_VARS
 
 

@@ -8,7 +8,7 @@ A job's nodes move through the state machine twice: the *_start event when the j
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
+from app.jobs import results
+from app.jobs.filters import JobFilter
 from app.jobs.models import Job
+from app.jobs.results import HostFailure
 from app.jobs.vocabulary import Kind, Status
 from app.nodes import service as nodes
 from app.nodes.service import NodeView
@@ -35,6 +38,7 @@ EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
         Event.DECOMMISSION_FAIL,
     ),
     Kind.UPDATE: (Event.UPDATE_START, Event.UPDATE_SUCCEED, Event.UPDATE_FAIL),
+    Kind.CLEANUP: (Event.CLEANUP_START, Event.CLEANUP_SUCCEED, Event.CLEANUP_FAIL),
 }
 _RESULT = {
     Status.SUCCESSFUL: Result.SUCCEEDED,
@@ -172,6 +176,15 @@ def _start_nodes(
                     f"{host_group}",
                     node=node.name,
                 )
+    if kind == Kind.CLEANUP:
+        others = [f"{n.name} ({n.state})" for n in targets if n.state != State.FAILED]
+        if others:
+            raise Conflict(
+                "a cleanup runs on failed nodes only; these are not failed: "
+                + ", ".join(others)
+                + ". Leave them out (decommission a node that is in the cluster)",
+                nodes={n.name: str(n.state) for n in targets if n.state != State.FAILED},
+            )
     start = EVENTS[kind][0]
     moved = []
     for node in targets:
@@ -248,6 +261,17 @@ def request_cancel(*, session: Session, actor: str) -> Job:
     return job
 
 
+def rearm_cancel(*, session: Session, job_id: int) -> None:
+    """The job's cancel was done (its main playbook stopped) and its cleanup starts: forget the
+    cancel, so that a new ask (`request_cancel`) stops the cleanup. Leader only, fenced."""
+    session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id)
+        .values(cancel_requested_by=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def host_succeeded(hosts: dict[str, dict[str, int]], name: str, *, status: Status) -> bool:
     """A host succeeded when it neither failed nor was unreachable; one Ansible never reached
     counts as succeeded only when the whole run did (it had nothing to do)."""
@@ -267,8 +291,10 @@ def finish_job(
     rc: int | None,
     hosts: dict[str, dict[str, int]],
     error: str | None,
+    failures: Mapping[str, HostFailure] | None = None,
 ) -> Job:
-    """Record the end of a job and move each of its nodes by its own host's result."""
+    """Record the end of a job and move each of its nodes by its own host's result;
+    `failures` says why a host failed (app.jobs.results), else how the job ended does."""
     job = get_job(session=session, job_id=job_id)
     job.status = status
     job.rc = rc
@@ -281,7 +307,7 @@ def finish_job(
     if job.started_at is not None:
         duration_ms = int((job.finished_at - job.started_at).total_seconds() * 1000)
     if job.kind != Kind.DISCOVER:
-        _settle_nodes(session=session, job=job, status=status)
+        _settle_nodes(session=session, job=job, status=status, failures=failures or {})
     else:
         for host, counts in hosts.items():
             ok = host_succeeded(hosts, host, status=status)
@@ -309,7 +335,9 @@ def finish_job(
     return job
 
 
-def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
+def _settle_nodes(
+    *, session: Session, job: Job, status: Status, failures: Mapping[str, HostFailure]
+) -> None:
     _, succeed, fail = EVENTS[job.kind]
     rows = nodes.find_nodes(session=session, names=job.nodes)
     for _, node in sorted(rows.items()):
@@ -322,6 +350,7 @@ def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
             # Someone moved the node meanwhile (it cannot happen through the API while the job
             # holds it, but a restart may find it anywhere): leave it where it is.
             continue
+        why = None if ok else _why(job, node.name, status=status, failures=failures)
         timeline.record_event(
             session=session,
             action=job.kind,
@@ -332,8 +361,29 @@ def _settle_nodes(*, session: Session, job: Job, status: Status) -> None:
             from_state=from_state,
             to_state=to_state,
             job_id=job.id,
-            details=job.hosts.get(node.name),
+            # A failed host's note says why in one line; details hold reason, task and message.
+            note=why.note() if why else None,
+            details={**job.hosts.get(node.name, {}), **why.details()}
+            if why
+            else job.hosts.get(node.name),
         )
+
+
+def _why(
+    job: Job, name: str, *, status: Status, failures: Mapping[str, HostFailure]
+) -> HostFailure:
+    """Why a host failed: what its tasks said (`failures`), else how the job ended
+    (results.explain), else only its counts (a job ended by a new leader, say)."""
+    known = failures.get(name)
+    if known is not None:
+        return known
+    return results.explain(
+        status=status,
+        counts=job.hosts.get(name),
+        last_failed=None,
+        last_unreachable=None,
+        running_task=None,
+    )
 
 
 def abandoned_jobs(*, session: Session, exclude: int | None = None) -> list[Job]:
@@ -382,10 +432,14 @@ def get_job(*, session: Session, job_id: int) -> Job:
     return job
 
 
-def list_jobs(*, session: Session, limit: int, before_id: int | None = None) -> list[Job]:
+def list_jobs(
+    *, session: Session, limit: int, before_id: int | None = None, filters: JobFilter | None = None
+) -> list[Job]:
     query = sa.select(Job).order_by(Job.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(Job.id < before_id)
+    if filters is not None:
+        query = query.where(*filters.where(session.get_bind().dialect.name))
     return list(session.scalars(query))
 
 

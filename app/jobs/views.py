@@ -3,11 +3,15 @@ milliseconds, so it skips response-model validation), plain text, and ANSI strip
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from app.ansible.logbuffer import LogSlice
 from app.jobs.models import Job
+from app.tables import render_table
 
 # CSI sequences (colours, cursor moves) and the two-character escapes.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -43,3 +47,59 @@ def log_text(piece: LogSlice, *, color: bool) -> str:
         return ""
     text = "\n".join(piece.lines) + "\n"
     return text if color or "\x1b" not in text else _ANSI.sub("", text)
+
+
+def render_log(view: dict[str, Any], piece: LogSlice, *, text: bool, color: bool) -> bytes:
+    """The body of `GET /info/job/{which}` and `GET /jobs/{id}/log`: `view` (job_view) with the
+    slice of its log, as JSON; or the lines alone, as text."""
+    if text:
+        return log_text(piece, color=color).encode("utf-8")
+    view.update(
+        logs=piece.lines if color else [render_line(line, False) for line in piece.lines],
+        first_line=piece.first_line,
+        next_line=piece.next_line,
+        dropped_lines=piece.dropped_lines,
+        dropped_bytes=piece.dropped_bytes,
+        gap=None if piece.gap is None else vars(piece.gap),
+        complete=piece.complete,
+    )
+    return json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+JOB_HEADERS = ("ID", "KIND", "STATUS", "RC", "NODES", "ACTOR", "CREATED", "FINISHED", "ERROR")
+HOST_HEADERS = ("HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE", "SKIPPED", "RESCUED")
+
+
+def _stamp(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _job_row(job: Job) -> tuple[object, ...]:
+    return (
+        job.id,
+        job.kind,
+        job.status,
+        job.rc,
+        job.nodes,
+        job.actor,
+        _stamp(job.created_at),
+        _stamp(job.finished_at),
+        job.error,
+    )
+
+
+def jobs_table(jobs: Iterable[Job]) -> str:
+    """`GET /jobs?format=text`: one job a row, newest first, as clusterctl prints them."""
+    return render_table(JOB_HEADERS, [_job_row(job) for job in jobs])
+
+
+def job_text(job: Job) -> str:
+    """`GET /jobs/{id}?format=text`: the job's row, then one row per host Ansible reported."""
+    text = render_table(JOB_HEADERS, [_job_row(job)])
+    if job.hosts:
+        keys = [header.lower() for header in HOST_HEADERS[1:]]
+        rows = [
+            (host, *(counts.get(k, 0) for k in keys)) for host, counts in sorted(job.hosts.items())
+        ]
+        text += "\n" + render_table(HOST_HEADERS, rows)
+    return text

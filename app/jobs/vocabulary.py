@@ -14,6 +14,7 @@ class Kind(StrEnum):
     DECOMMISSION = "decommission"
     UPDATE = "update"
     DISCOVER = "discover"
+    CLEANUP = "cleanup"  # the cleanup playbook on failed nodes, asked for by an operator
 
 
 class Status(StrEnum):
@@ -28,3 +29,16 @@ class Status(StrEnum):
 
 # A job in one of these holds the one active slot (see `models.Job.active_slot`).
 ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.RUNNING})
+
+
+class FailureReason(StrEnum):
+    """Why a host of a job failed: `details.reason` of its HostFailed event on the timeline."""
+
+    TASK_FAILED = "TaskFailed"
+    UNREACHABLE = "Unreachable"
+    JOIN_FAILED = "JoinFailed"
+    NODE_VANISHED_AFTER_JOIN = "NodeVanishedAfterJoin"
+    NODE_NAME_MISMATCH = "NodeNameMismatch"
+    CANCELED = "Canceled"
+    TIMED_OUT = "TimedOut"
+    INTERRUPTED = "Interrupted"

@@ -23,7 +23,8 @@ from app.cluster.leadership import Leadership
 from app.cluster.signals import JOBS, Signals
 from app.config import Settings
 from app.db import Database
-from app.errors import Misconfigured, Unavailable
+from app.errors import Gone, Misconfigured, Unavailable
+from app.jobs import logstore
 from app.jobs import service as jobs
 from app.jobs.execution import playbook_path
 from app.jobs.logstore import LogCache, StoredJob, snapshot
@@ -86,9 +87,11 @@ class JobManager:
         actor: str,
         addresses: list[inventory.Address] | None = None,
         fence: Callable[[Session], None] | None = None,
+        cleanup: bool = True,
     ) -> Job:
         """Accept a job (every check done before it exists); the leader runs it. `fence`: the
-        leader's own job (a drift re-join), refused in its transaction when the lead is gone."""
+        leader's own job (a drift re-join), refused in its transaction when the lead is gone.
+        `cleanup`: a commission runs the cleanup playbook on the nodes it leaves failed."""
         if not self._accepting:
             raise self._refused()
         playbook = playbook_path(self.settings, kind)
@@ -101,6 +104,7 @@ class JobManager:
         inputs = {
             "extra_vars": extra_vars,
             "addresses": [dataclasses.asdict(a) for a in addresses or []],
+            "cleanup": cleanup,
         }
         with self.db.write() as session:
             if not self._accepting:
@@ -120,7 +124,8 @@ class JobManager:
         return job
 
     def cancel(self, *, actor: str, wait_s: float = 5.0) -> Job:
-        """Cancel the active job and wait (briefly) until it has ended; return its row."""
+        """Cancel the active job and wait (briefly) until it has ended, or until its cleanup
+        has started (the row's cancel is then cleared: a new cancel stops the cleanup)."""
         with self.db.write() as session:
             job = jobs.request_cancel(session=session, actor=actor)
             self.signals.publish(JOBS, session=session)
@@ -128,7 +133,9 @@ class JobManager:
         while True:
             with self.db.read() as session:
                 job = jobs.get_job(session=session, job_id=job.id)
-            if job.status not in ACTIVE_STATUSES or time.monotonic() >= deadline:
+            if job.status not in ACTIVE_STATUSES or job.cancel_requested_by is None:
+                return job
+            if time.monotonic() >= deadline:
                 return job
             time.sleep(CANCEL_POLL_S)
 
@@ -145,7 +152,22 @@ class JobManager:
             return None if row is None else self.logs.get(session=session, row=row)
 
     def stored_job(self, job_id: int) -> StoredJob:
+        """Any job with its log, up to date: NotFound for a job that never was, Gone for one
+        whose log was dropped with those of older jobs."""
         with self.db.read() as session:
             snapshot(session)
             row = jobs.get_job(session=session, job_id=job_id)
+            # A job has a stored log from its claim on; one that ended without any lost it to
+            # the retention of the newest job_dirs_kept logs (logstore.drop_old_logs).
+            if row.status not in ACTIVE_STATUSES and not logstore.has_log(
+                session=session, job_id=job_id
+            ):
+                kept = self.settings.job_dirs_kept
+                raise Gone(
+                    f"job {job_id} ended, and its log is no longer kept: clusterm keeps the logs "
+                    f"of the newest {kept} jobs (setting job_dirs_kept); the job itself is at "
+                    f"GET /jobs/{job_id}",
+                    job_id=job_id,
+                    setting="job_dirs_kept",
+                )
             return self.logs.get(session=session, row=row)

@@ -7,8 +7,12 @@
     commissioned, failed ──decommission_start──▶ decommissioning
     decommissioning ──decommission_succeed──▶ decommissioned
                     └──decommission_fail──▶ failed
+    failed ──cleanup_start──▶ cleaning ──cleanup_succeed──▶ registered
+                                       └──cleanup_fail──▶ failed
     commissioned ◀──maintenance_on / maintenance_off──▶ maintenance
 
+A cleanup (the cleanup playbook on failed nodes, asked for by an operator) removes what a
+half-done job left and resets the node: a node it cleaned is as good as a registered one.
 Jobs drive the *_start/_succeed/_fail events; maintenance is the only pair a user sets directly.
 The table is the single source of truth: the API, the jobs and the tests all read it.
 """
@@ -32,13 +36,16 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.FAILED, E.DECOMMISSION_START): S.DECOMMISSIONING,
     (S.DECOMMISSIONING, E.DECOMMISSION_SUCCEED): S.DECOMMISSIONED,
     (S.DECOMMISSIONING, E.DECOMMISSION_FAIL): S.FAILED,
+    (S.FAILED, E.CLEANUP_START): S.CLEANING,
+    (S.CLEANING, E.CLEANUP_SUCCEED): S.REGISTERED,
+    (S.CLEANING, E.CLEANUP_FAIL): S.FAILED,
     (S.COMMISSIONED, E.MAINTENANCE_ON): S.MAINTENANCE,
     (S.MAINTENANCE, E.MAINTENANCE_OFF): S.COMMISSIONED,
 }
 
 # States in which the node is part of the cluster or of a running job: it cannot be deleted.
 PROTECTED_STATES = frozenset(
-    {S.PROVISIONING, S.COMMISSIONED, S.UPDATING, S.DECOMMISSIONING, S.MAINTENANCE}
+    {S.PROVISIONING, S.COMMISSIONED, S.UPDATING, S.DECOMMISSIONING, S.MAINTENANCE, S.CLEANING}
 )
 
 

@@ -19,6 +19,7 @@ class State(StrEnum):
     UPDATING = "updating"
     DECOMMISSIONING = "decommissioning"
     DECOMMISSIONED = "decommissioned"
+    CLEANING = "cleaning"
     MAINTENANCE = "maintenance"
     FAILED = "failed"
 
@@ -36,6 +37,9 @@ class Event(StrEnum):
     DECOMMISSION_START = "decommission_start"
     DECOMMISSION_SUCCEED = "decommission_succeed"
     DECOMMISSION_FAIL = "decommission_fail"
+    CLEANUP_START = "cleanup_start"
+    CLEANUP_SUCCEED = "cleanup_succeed"
+    CLEANUP_FAIL = "cleanup_fail"
     MAINTENANCE_ON = "maintenance_on"
     MAINTENANCE_OFF = "maintenance_off"
 

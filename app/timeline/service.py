@@ -23,7 +23,11 @@ from sqlalchemy.orm import Session, instrumentation
 
 from app.db import Database, utcnow
 from app.errors import NodeNotFound
-from app.timeline.filters import TimelineFilter, check_node_name, refuse
+from app.timeline.filters import TimelineFilter, refuse
+
+# Re-exported: other domains read a node name or a time (`since=7d`) in a query the timeline's way.
+from app.timeline.filters import check_node_name as check_node_name
+from app.timeline.filters import parse_time as parse_time
 from app.timeline.models import NODE, TimelineEvent, TimelineRetention
 from app.timeline.notify import notifier
 from app.timeline.schemas import EventRead, TimelinePage

@@ -84,7 +84,8 @@ ON_A_JOB = {
     "POST /info/job/active/cancel",
 }
 SUBMITS_A_JOB = {
-    f"POST /{kind}/nodes" for kind in ("commission", "decommission", "update", "discover")
+    f"POST /{kind}/nodes"
+    for kind in ("commission", "decommission", "update", "discover", "cleanup")
 }
 SLOW = {
     "POST /drift/check": 3,

@@ -125,6 +125,7 @@ def test_times_beyond_the_calendar(live: httpx.Client) -> None:
         for param in ("since", "until")
         for value in times
     ]
+    attempts += [Try("GET", "/jobs", params={"since": value}, names=("since",)) for value in times]
     assert_all_refused(live, attempts)
 
 
@@ -143,6 +144,13 @@ def test_numbers_of_thousands_of_digits(live: httpx.Client) -> None:
         Try("GET", "/info/job/last", params={"since": DIGITS}, names=("since",)),
         Try("GET", f"/jobs/{DIGITS}", names=("job_id",)),
         Try("GET", "/jobs", params={"before_id": DIGITS}, names=("before_id",)),
+        Try("GET", "/jobs", params={"since": DIGITS}, names=("since",)),
+        Try("GET", "/jobs", params={"since": "9" * 31 + "d"}, names=("since",)),
+        Try("GET", "/jobs", params={"node": DIGITS}, names=("node",)),
+        Try("GET", f"/jobs/{DIGITS}/log", names=("job_id",)),
+        Try("GET", "/jobs/1/log", params={"since": DIGITS}, names=("since",)),
+        Try("GET", f"/jobs/{DIGITS}/log/stream", names=("job_id",)),
+        Try("GET", "/jobs/1/log/stream", headers={"Last-Event-ID": DIGITS}, names=("last",)),
         Try("GET", "/info/timeline/stream", params={"after_id": DIGITS}, names=("after_id",)),
         Try("GET", "/info/timeline/stream", headers={"Last-Event-ID": DIGITS}, names=("last",)),
     ]

@@ -36,6 +36,9 @@ def job_settings(data_dir: Path, db_url: str, **extra: Any) -> Settings:
         "cleanup_playbook": "cleanup.yml",
         # The test playbook's wait, for operators too (the setting's own use).
         "operator_extra_vars": {"sleep_s": {"type": "int", "min": 0, "max": 600}},
+        # One replica, on a loaded test machine: a lease long enough that a renewal starved of
+        # CPU for a few seconds never ends a job (failover has tests of its own, tests/cluster).
+        "lease_ttl_s": 15.0,
     }
     values.update(extra)
     return load_settings(**values)

@@ -333,7 +333,7 @@ def test_the_extra_vars_are_not_on_the_command_line(admin: TestClient, data_dir:
     """Any local user reads a command line in `ps`: the values must not be there."""
     register(admin, local_node("m1", "master"))
     secret = "s3cret-in-an-extra-var"
-    body = {"nodes": ["m1"], "extra_vars": {"probe": secret, "sleep_s": 30}}
+    body = {"nodes": ["m1"], "extra_vars": {"probe": secret, "sleep_s": 30}, "cleanup": False}
     job = admin.post("/commission/nodes", json=body).json()
     wait_lines(admin, "TASK [Wait]")
     job_dir = data_dir / "jobs" / str(job["id"])

@@ -74,7 +74,8 @@ def test_follow_cancel_and_globals(
     assert ctl(admin, tokens, "global", "get") == 0
     assert json.loads(capsys.readouterr().out) == {"marker": "from-cli"}
 
-    assert ctl(admin, tokens, "nodes", "commission", "m1", "-e", '{"sleep_s": 30}') == 0
+    commission = ("nodes", "commission", "m1", "-e", '{"sleep_s": 30}', "--no-cleanup")
+    assert ctl(admin, tokens, *commission) == 0
     wait_lines(admin, "TASK [Wait]")
     assert ctl(admin, tokens, "job", "cancel") == 0
     assert "job 1 canceled" in capsys.readouterr().err

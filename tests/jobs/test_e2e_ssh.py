@@ -104,7 +104,7 @@ def test_an_unreachable_node_fails_alone_and_is_cleaned_up(
     assert f"cleanup of the failed hosts ({down.name})" in log
 
 
-def test_cancel_over_ssh_leaves_no_process(
+def test_cancel_over_ssh_cleans_up_and_leaves_no_process(
     ssh_hosts: SshHosts, client: TestClient, data_dir: Path
 ) -> None:
     hosts = ssh_hosts.start(2)
@@ -117,7 +117,18 @@ def test_cancel_over_ssh_leaves_no_process(
 
     wait_until(lambda: tasks_started() >= 3, timeout_s=60, what="the job to reach its third task")
 
-    canceled = client.post("/info/job/active/cancel").json()
-    assert canceled["status"] == "canceled"
+    # The cancel stops the commission and answers as the shipped cleanup starts on its nodes.
+    assert client.post("/info/job/active/cancel").json()["status"] == "running"
+    done = wait_finished(client, job["id"], timeout_s=240)
+    assert done["status"] == "canceled"
     assert job_processes(data_dir / "jobs" / str(job["id"])) == []
     assert states(client) == {h.name: "failed" for h in hosts}
+    log = client.get("/info/job/last", params={"format": "text", "color": "false"}).text
+    names = ", ".join(h.name for h in hosts)
+    assert f"cleanup of the failed hosts ({names})" in log
+    assert "[clusterm: cleanup successful (rc 0)]" in log
+    assert ssh_hosts.cluster.nodes() == {}
+
+    # Cleaned up: commissioned again from scratch.
+    job = run_job(client, "/commission/nodes", {"nodes": [h.name for h in hosts]})
+    assert job["status"] == "successful", client.get("/info/job/last?format=text").text

@@ -28,6 +28,9 @@ EXPECTED = {
     ("failed", "decommission_start"): "decommissioning",
     ("decommissioning", "decommission_succeed"): "decommissioned",
     ("decommissioning", "decommission_fail"): "failed",
+    ("failed", "cleanup_start"): "cleaning",
+    ("cleaning", "cleanup_succeed"): "registered",
+    ("cleaning", "cleanup_fail"): "failed",
     ("decommissioned", "commission_start"): "provisioning",
     ("failed", "commission_start"): "provisioning",
     ("commissioned", "maintenance_on"): "maintenance",
@@ -69,6 +72,7 @@ def test_protected_states_are_those_in_the_cluster_or_in_a_job() -> None:
         "updating",
         "decommissioning",
         "maintenance",
+        "cleaning",
     }
 
 
