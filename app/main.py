@@ -12,11 +12,13 @@ from app.config import VERSION, Settings
 from app.drift.router import router as drift_router
 from app.errors import install_handlers
 from app.health.router import router as health_router
+from app.jobs.hosts_router import router as job_hosts_router
 from app.jobs.router import router as jobs_router
 from app.limits import BodyLimit
 from app.meta import router as meta_router
 from app.nodes.router import router as nodes_router
 from app.runtime import Runtime
+from app.support.router import router as support_router
 from app.timeline.router import router as timeline_router
 from app.verbosity.router import router as verbosity_router
 
@@ -49,8 +51,10 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.include_router(meta_router)
     app.include_router(nodes_router)
     app.include_router(jobs_router)
+    app.include_router(job_hosts_router)
     app.include_router(timeline_router)
     app.include_router(verbosity_router)
     app.include_router(drift_router)
     app.include_router(cluster_router)
+    app.include_router(support_router)
     return app

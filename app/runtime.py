@@ -65,6 +65,7 @@ from app.demo import start_demo
 from app.drift.watch import DriftWatch
 from app.followers import Followers
 from app.jobs.worker import JobManager
+from app.logs import LogRing, install_ring
 from app.timeline import service as timeline
 from app.timeline.retention import Purger
 from app.timeline.vocabulary import Result, Severity
@@ -155,6 +156,8 @@ class Runtime:
         self.token_cache = auth.TokenCache()
         self.refusals = RefusalLog()  # how often a refused request is recorded
         self.followers = Followers(settings.max_stream_followers)  # open live streams
+        # The recent log (GET /debug/log, the support bundle), kept while the runtime runs.
+        self.log_ring = LogRing(max_bytes=settings.own_log_ring_bytes, fmt=settings.log_format)
         self.identity = replicas.Identity(
             replica_id=settings.effective_replica_id,
             advertise_url=settings.effective_advertise_url,
@@ -198,6 +201,7 @@ class Runtime:
         """Start everything in the order of the module docstring; stop it in reverse."""
         settings = self.settings
         async with AsyncExitStack() as stack:
+            stack.callback(install_ring(self.log_ring))
             if settings.is_sqlite:
                 stack.callback(
                     files.lock_sqlite(settings.effective_database_url, owner=self._owner())

@@ -15,7 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from clusterctl import drift, jobs, nodes, status, timeline, verbosity
+from clusterctl import drift, jobs, nodes, status, support, timeline, verbosity
 from clusterctl.api import Api, ApiError, Refused
 from clusterctl.locate import DEFAULT_URL, parse_urls, resolve_token
 from clusterctl.output import error
@@ -35,6 +35,7 @@ app.add_typer(drift.drift_app, name="drift")
 app.add_typer(verbosity.verbosity_app, name="verbosity")
 app.command("timeline")(timeline.timeline)
 app.command("status")(status.status)
+app.command("support-bundle")(support.support_bundle)
 nodes.node_app.command("history")(timeline.node_history)
 
 

@@ -41,7 +41,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path, db_url: str) -> Settings:
-    return load_settings(data_dir=data_dir, database_url=db_url)
+    # One replica on PostgreSQL: a lease long enough that a loaded test machine never makes it
+    # step down (failover has tests of its own, tests/cluster).
+    return load_settings(data_dir=data_dir, database_url=db_url, lease_ttl_s=15.0)
 
 
 @pytest.fixture

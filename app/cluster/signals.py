@@ -101,14 +101,15 @@ class Signals:
     def _listen(self) -> None:
         import psycopg
 
-        conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        # Connected as SQLAlchemy connects (its own translation of the URL, so a password with
+        # spaces or quotes works), never through a connection string built here.
+        args, params = self.db.engine.dialect.create_connect_args(self.db.engine.url)
+        params = {**params, "autocommit": True, "connect_timeout": 5}
         names = {self._channel(c): c for c in CHANNELS}
         first = True
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(*args, **params) as conn:
                     for name in names:
                         conn.execute(f'LISTEN "{name}"')  # names are ours: [a-z0-9_]
                     self._listening.set()
@@ -123,7 +124,11 @@ class Signals:
             except Exception as exc:
                 if self._stopping.is_set():
                     return
-                log.warning("lost the signal listener's connection (%s); reconnecting", exc)
+                # The type only: a driver's message may quote the connection's parameters.
+                log.warning(
+                    "lost the signal listener's connection (%s); reconnecting",
+                    type(exc).__name__,
+                )
                 self._stopping.wait(RECONNECT_S)
 
     def _deliver(self, channel: str, payload: str) -> None:

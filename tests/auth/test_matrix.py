@@ -114,10 +114,14 @@ def test_each_role_is_let_in_or_refused_by_rank(
 # Global extra vars can hold secrets (passwords for Ansible), so reading them is admin-only
 # (README.md, "Tokens and roles"); every other GET is the viewer's.
 ADMIN_READS = {"/globals"}
+# The daemon's own log and the support bundle show more than a viewer's reads (every replica's
+# log, the whole inventory's var names, every job's log at once): an operator's.
+OPERATOR_READS = {"/debug/log", "/support/bundle"}
 
 
 def test_get_routes_need_only_viewer() -> None:
     for method, path, route in ROUTES:
         if method == "GET" and path not in PUBLIC:
             expected = Role.ADMIN if path in ADMIN_READS else Role.VIEWER
+            expected = Role.OPERATOR if path in OPERATOR_READS else expected
             assert required_role(route) == expected, path

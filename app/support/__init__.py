@@ -1,0 +1,1 @@
+"""Support: the daemon's recent log and the support bundle, which gathers from every domain."""
