@@ -194,41 +194,34 @@ class Api:
     ) -> Iterator[EventSource]:
         """A Server-Sent Events stream, opened as `request` sends a GET. When it breaks, the
         next stream opened starts at the next URL: a replica that dropped it is tried last."""
-        clean = {k: v for k, v in params.items() if v is not None}
-        failed = _Failures()
-        for index in self._order():
-            url = self.urls[index]
-            headers = {**self._headers[index], "Accept": "text/event-stream"}
-            if last_event_id is not None:
-                headers["Last-Event-ID"] = last_event_id
-            with ExitStack() as stack:
-                try:
-                    response = stack.enter_context(
-                        self._client(index).stream("GET", path, headers=headers, params=clean)
-                    )
-                    if response.status_code >= 400:
-                        response.read()
-                except httpx.TransportError as exc:
-                    failed.unreachable(url, exc)
-                    continue
-                if response.status_code == 503:
-                    failed.unavailable(url, _refusal(response))
-                    continue
-                self._current = index
-                if response.status_code >= 400:
-                    raise _refusal(response)
-                try:
-                    yield EventSource(response)
-                except httpx.TransportError as exc:
-                    self._current = (index + 1) % len(self.urls)
-                    raise Unreachable(f"lost the stream from clusterm at {url}: {exc}") from exc
-                return
-        raise failed.error()
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        with self._streaming_get(path, headers, params) as (index, response):
+            try:
+                yield EventSource(response)
+            except httpx.TransportError as exc:
+                self._current = (index + 1) % len(self.urls)
+                url = self.urls[index]
+                raise Unreachable(f"lost the stream from clusterm at {url}: {exc}") from exc
 
     @contextmanager
     def download(self, path: str, **params: Any) -> Iterator[httpx.Response]:
         """A GET whose body is read as it arrives (`iter_bytes`), tried on each URL in turn
         until one answers; a body cut off half-way is Unreachable (the caller asks again)."""
+        with self._streaming_get(path, {}, params) as (index, response):
+            try:
+                yield response
+            except httpx.TransportError as exc:
+                url = self.urls[index]
+                raise Unreachable(f"lost the download from clusterm at {url}: {exc}") from exc
+
+    @contextmanager
+    def _streaming_get(
+        self, path: str, headers: dict[str, str], params: dict[str, Any]
+    ) -> Iterator[tuple[int, httpx.Response]]:
+        """A GET whose body is left unread, on the first URL that answers other than 503 (a
+        refusal is raised as it is); yields the URL's index and the response."""
         clean = {k: v for k, v in params.items() if v is not None}
         failed = _Failures()
         for index in self._order():
@@ -237,7 +230,7 @@ class Api:
                 try:
                     response = stack.enter_context(
                         self._client(index).stream(
-                            "GET", path, headers=self._headers[index], params=clean
+                            "GET", path, headers={**self._headers[index], **headers}, params=clean
                         )
                     )
                     if response.status_code >= 400:
@@ -251,10 +244,7 @@ class Api:
                 self._current = index
                 if response.status_code >= 400:
                     raise _refusal(response)
-                try:
-                    yield response
-                except httpx.TransportError as exc:
-                    raise Unreachable(f"lost the download from clusterm at {url}: {exc}") from exc
+                yield index, response
                 return
         raise failed.error()
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import json
 import operator
-import zlib
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -35,7 +34,11 @@ from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity, is_a
 
 NOTE_MAX_BYTES = 1024
 ACTOR_MAX = 64
-_PG_LOCK_KEY = zlib.crc32(b"clusterm.timeline")  # any constant; named for `pg_locks` readers
+# Keyed by the schema too: advisory locks are database-wide, and two clusterm clusters in two
+# schemas of one database must not order (or time out on) each other's events.
+_PG_LOCK_KEY = sa.func.hashtextextended(
+    sa.literal("clusterm.timeline:") + sa.func.current_schema(), 0
+)
 _PENDING = "timeline.pending"
 _QUEUE = "timeline.queue"
 _NODE_IDS = "timeline.node_ids"
