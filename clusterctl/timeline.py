@@ -36,6 +36,9 @@ ResultOpt = Annotated[
     list[str] | None, typer.Option("--result", "-r", help="e.g. failed; repeatable")
 ]
 ActionOpt = Annotated[list[str] | None, typer.Option("--action", "-a", help="e.g. commission")]
+ActorOpt = Annotated[
+    list[str] | None, typer.Option("--actor", help="only what this token did; repeatable")
+]
 SeverityOpt = Annotated[
     str | None,
     typer.Option("--min-severity", help="debug < info < audit < warning < error"),
@@ -178,6 +181,7 @@ def timeline(
     follow: FollowOpt = False,
     result: ResultOpt = None,
     action: ActionOpt = None,
+    actor: ActorOpt = None,
     min_severity: SeverityOpt = None,
     job: JobOpt = None,
     json_: JsonOpt = False,
@@ -187,6 +191,7 @@ def timeline(
         "node": node or None,
         "result": result or None,
         "action": action or None,
+        "actor": actor or None,
         "min_severity": min_severity,
         "job": job,
     }

@@ -76,6 +76,20 @@ def check_node_name(param: str, name: str) -> None:
         )
 
 
+# As long as the column that stores an actor: a longer value cannot match any event.
+ACTOR_MAX = 64
+
+
+def check_actor(param: str, actor: str) -> None:
+    # An actor is a token's name, or the daemon's own ("clusterm"); matched exactly.
+    if not actor or len(actor) > ACTOR_MAX or any(ord(c) < 32 or ord(c) == 127 for c in actor):
+        raise refuse(
+            param,
+            f"{_shown(actor)} is not an actor (a token's name, 1-{ACTOR_MAX} characters, "
+            "no control characters)",
+        )
+
+
 def _checked(param: str, values: Sequence[str], pattern: re.Pattern[str], what: str) -> list[str]:
     for value in values:
         if not pattern.match(value):
@@ -89,6 +103,7 @@ class TimelineFilter:
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
+    actors: list[str] = field(default_factory=list)
     min_severity: Severity | None = None
     job_id: int | None = None
     since: dt.datetime | None = None
@@ -103,6 +118,7 @@ class TimelineFilter:
         actions: Sequence[str] = (),
         reasons: Sequence[str] = (),
         results: Sequence[str] = (),
+        actors: Sequence[str] = (),
         min_severity: str | None = None,
         job_id: int | None = None,
         since: str | None = None,
@@ -111,6 +127,8 @@ class TimelineFilter:
     ) -> TimelineFilter:
         for name in nodes:
             check_node_name("node", name)
+        for actor in actors:
+            check_actor("actor", actor)
         for result in results:
             if result not in _RESULTS:
                 raise refuse("result", f"{result!r} is not one of {', '.join(Result)}")
@@ -131,6 +149,7 @@ class TimelineFilter:
             actions=_checked("action", actions, ACTION_RE, "an action (such as commission)"),
             reasons=_checked("reason", reasons, REASON_RE, "a CamelCase reason"),
             results=[Result(r) for r in results],
+            actors=list(actors),
             min_severity=severity,
             job_id=job_id,
             since=start,
@@ -153,6 +172,8 @@ class TimelineFilter:
             out.append(ev.reason.in_(self.reasons))
         if self.results:
             out.append(ev.result.in_(self.results))
+        if self.actors:
+            out.append(ev.actor.in_(self.actors))
         if self.min_severity is not None and self.min_severity != Severity.DEBUG:
             out.append(ev.severity.in_(Severity.at_least(self.min_severity)))
         if self.job_id is not None:

@@ -36,6 +36,8 @@ class TimelineEvent(Base):
         # The node filter and per-node history page by (node_name, id); the job filter likewise.
         sa.Index("ix_timeline_event_node_name_id", "node_name", "id"),
         sa.Index("ix_timeline_event_job_id_id", "job_id", "id"),
+        # "What did this token do": the console's and clusterctl's actor filter (migration 0010).
+        sa.Index("ix_timeline_event_actor_id", "actor", "id"),
         # Deleting a node sets its events' node_id to NULL: without this index that is a full scan.
         sa.Index("ix_timeline_event_node_id", "node_id"),
         sa.Index("ix_timeline_event_occurred_at", "occurred_at"),

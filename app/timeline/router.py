@@ -27,6 +27,7 @@ NodeQ = Annotated[list[str], Query(description="only this node's events; repeat 
 ActionQ = Annotated[list[str], Query(description="e.g. commission; repeatable")]
 ReasonQ = Annotated[list[str], Query(description="CamelCase, e.g. PlaybookFailed; repeatable")]
 ResultQ = Annotated[list[str], Query(description="started, succeeded, failed, …; repeatable")]
+ActorQ = Annotated[list[str], Query(description="who did it: a token's name, exactly; repeatable")]
 SeverityQ = Annotated[
     str | None, Query(description="debug < info < audit < warning < error: this and above")
 ]
@@ -41,7 +42,7 @@ BeforeQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the page old
 AfterQ = Annotated[int | None, Query(ge=0, le=MAX_ID, description="the events right after this id")]
 FormatQ = Annotated[Literal["json", "text"], Query(description="text: one line per event")]
 
-_FILTERS = {"action", "reason", "result", "min_severity", "job", "audit"}
+_FILTERS = {"action", "reason", "result", "actor", "min_severity", "job", "audit"}
 _PAGING = {"limit", "before_id", "after_id", "format", "since", "until"}
 
 
@@ -65,6 +66,7 @@ def _filters(
     action: ActionQ = [],  # noqa: B006
     reason: ReasonQ = [],  # noqa: B006
     result: ResultQ = [],  # noqa: B006
+    actor: ActorQ = [],  # noqa: B006
     min_severity: SeverityQ = None,
     job: JobQ = None,
     since: SinceQ = None,
@@ -76,6 +78,7 @@ def _filters(
         actions=action,
         reasons=reason,
         results=result,
+        actors=actor,
         min_severity=min_severity,
         job_id=job,
         since=since,
@@ -88,13 +91,14 @@ def _node_filters(
     action: ActionQ = [],  # noqa: B006
     reason: ReasonQ = [],  # noqa: B006
     result: ResultQ = [],  # noqa: B006
+    actor: ActorQ = [],  # noqa: B006
     min_severity: SeverityQ = None,
     job: JobQ = None,
     since: SinceQ = None,
     until: UntilQ = None,
     audit: AuditQ = None,
 ) -> TimelineFilter:
-    return _filters([], action, reason, result, min_severity, job, since, until, audit)
+    return _filters([], action, reason, result, actor, min_severity, job, since, until, audit)
 
 
 def _stream_filters(
@@ -102,11 +106,12 @@ def _stream_filters(
     action: ActionQ = [],  # noqa: B006
     reason: ReasonQ = [],  # noqa: B006
     result: ResultQ = [],  # noqa: B006
+    actor: ActorQ = [],  # noqa: B006
     min_severity: SeverityQ = None,
     job: JobQ = None,
     audit: AuditQ = None,
 ) -> TimelineFilter:
-    return _filters(node, action, reason, result, min_severity, job, audit=audit)
+    return _filters(node, action, reason, result, actor, min_severity, job, audit=audit)
 
 
 def _render(page: TimelinePage, fmt: str) -> TimelinePage | Response:

@@ -70,6 +70,15 @@ def test_filters_limit_and_json(ctl: Ctl, story: None) -> None:
     assert [e["job_id"] for e in json.loads(out)["items"]] == [17]
 
 
+def test_actor_filter(ctl: Ctl, story: None, db: Database) -> None:
+    write_events(db, 1, node="n3", action="register", reason="NodeRegistered", actor="ci-bot")
+    code, out, err = ctl("timeline", "--actor", "ci-bot", "--json")
+    assert code == 0, err
+    assert [(e["node"], e["actor"]) for e in json.loads(out)["items"]] == [("n3", "ci-bot")]
+    code, out, _ = ctl("timeline", "--actor", "ops", "--actor", "ci-bot", "--json")
+    assert len(json.loads(out)["items"]) == 4
+
+
 def test_failures_are_highlighted_on_a_terminal(
     ctl: Ctl, story: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
