@@ -175,6 +175,7 @@ class LogQuery:
 
     since: int
     tail: int | None
+    limit: int | None
     text: bool
     color: bool
 
@@ -182,11 +183,18 @@ class LogQuery:
 async def _log_query(
     since: SinceQ = 0,
     tail: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only the last N lines")] = None,
+    # A page of a long log, e.g. the lines before those a reader already holds (the console's
+    # "load earlier"): without it, a reader of an early range would get the whole rest.
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="at most N lines from the start")
+    ] = None,
     format: Annotated[Literal["json", "text"] | None, Query()] = None,
     color: Annotated[bool, Query(description="false strips ANSI colour codes")] = True,
     accept: Annotated[str | None, Header()] = None,
 ) -> LogQuery:
-    return LogQuery(since=since, tail=tail, text=wants_text(format, accept), color=color)
+    return LogQuery(
+        since=since, tail=tail, limit=limit, text=wants_text(format, accept), color=color
+    )
 
 
 LogQueryDep = Annotated[LogQuery, Depends(_log_query)]
@@ -209,15 +217,16 @@ async def get_job_log_by_id(
 
 
 async def _log_response(jobs: JobManager, run: StoredJob, query: LogQuery) -> Response:
-    since, tail, text, color = query.since, query.tail, query.text, query.color
+    since, tail, limit = query.since, query.tail, query.limit
+    text, color = query.text, query.color
     # The status is read before the log: a job turns finished only after its log is complete,
     # so a reader never sees "finished" with lines missing.
     view = job_view(run.row)
-    whole = view["status"] not in ACTIVE_STATUSES and since == 0 and tail is None
+    whole = view["status"] not in ACTIVE_STATUSES and since == 0 and tail is None and limit is None
     key = ("text" if text else "json", color)
     body = run.bodies.get(key) if whole else None
     if body is None:
-        piece = run.log.read(since=since, tail=tail)
+        piece = run.log.read(since=since, tail=tail, limit=limit)
         if len(piece.lines) <= INLINE_LINES:
             body = render_log(view, piece, text=text, color=color)
         else:

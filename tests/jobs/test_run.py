@@ -99,6 +99,13 @@ def test_logs_since_tail_text_and_color(admin: TestClient) -> None:
     tail = admin.get("/info/job/last", params={"tail": 3}).json()
     assert tail["logs"] == full["logs"][-3:]
     assert tail["first_line"] == total - 2
+    # A page: the lines 3 to 6, as a reader holding line 7 on asks for the ones before it.
+    page = admin.get("/info/job/last", params={"since": 2, "limit": 4}).json()
+    assert (page["logs"], page["first_line"], page["next_line"]) == (full["logs"][2:6], 3, 7)
+    by_id = admin.get(f"/jobs/{job['id']}/log", params={"since": 2, "limit": 4}).json()
+    assert by_id["logs"] == page["logs"]
+    # A page never replaces the whole log kept for the next reader (the finished job's body).
+    assert admin.get("/info/job/last").json()["logs"] == full["logs"]
 
     assert any("\x1b[" in line for line in full["logs"])
     plain = admin.get("/info/job/last", params={"color": "false"}).json()["logs"]
@@ -115,6 +122,7 @@ def test_logs_since_tail_text_and_color(admin: TestClient) -> None:
 
     assert admin.get("/info/job/last", params={"since": -1}).status_code == 422
     assert admin.get("/info/job/last", params={"tail": 0}).status_code == 422
+    assert admin.get("/info/job/last", params={"limit": 0}).status_code == 422
     assert admin.get("/info/job/middle").status_code == 422
 
 
