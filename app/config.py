@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(default=None, description="PEM private key")
     # Live streams (timeline and job log) held open at once; beyond it a 503 with Retry-After.
     max_stream_followers: int = Field(default=100, ge=1, le=10_000)
+    # GET /metrics is on the API's port with a viewer token; with metrics_port set, also on
+    # metrics_host:metrics_port without a token (only /metrics), for a scraper that holds none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     admin_token_file: Path = Field(
         default=Path("admin.token"),  # replaced by <data dir>/admin.token (see below)
         description="where the first start writes the first admin token; default: admin.token "
@@ -261,6 +265,15 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> Settings:
+        if self.metrics_port == self.port:
+            raise ValueError(
+                f"metrics_port {self.metrics_port} is the API's port: pick another one (the "
+                "API serves /metrics with a viewer token already)"
+            )
         return self
 
     @property

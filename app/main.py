@@ -16,6 +16,9 @@ from app.jobs.hosts_router import router as job_hosts_router
 from app.jobs.router import router as jobs_router
 from app.limits import BodyLimit
 from app.meta import router as meta_router
+from app.metrics.middleware import HttpMetrics
+from app.metrics.port import serve_metrics_port
+from app.metrics.router import router as metrics_router
 from app.nodes.router import router as nodes_router
 from app.runtime import Runtime
 from app.support.router import router as support_router
@@ -28,8 +31,12 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # The order things start and stop in is the runtime's (see app.runtime).
-        async with runtime.run():
+        # The order things start and stop in is the runtime's (see app.runtime). The metrics
+        # port (if set) opens first: a port it cannot have stops the start before any work.
+        async with (
+            serve_metrics_port(settings, lambda: runtime.db, runtime.ended_jobs),
+            runtime.run(),
+        ):
             yield
 
     # No public /docs: every route but the health checks needs a token, the API description too
@@ -47,6 +54,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.state.runtime = runtime
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: a request refused for its body size is counted too.
+    app.add_middleware(HttpMetrics)
     app.include_router(health_router)
     app.include_router(meta_router)
     app.include_router(nodes_router)
@@ -57,4 +66,5 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.include_router(drift_router)
     app.include_router(cluster_router)
     app.include_router(support_router)
+    app.include_router(metrics_router)
     return app

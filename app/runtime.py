@@ -64,6 +64,7 @@ from app.db import (
 from app.demo import start_demo
 from app.drift.watch import DriftWatch
 from app.followers import Followers
+from app.jobs.stats import EndedJobs
 from app.jobs.worker import JobManager
 from app.logs import LogRing, install_ring
 from app.timeline import service as timeline
@@ -148,7 +149,7 @@ class NotRunning(RuntimeError):
 
 class Runtime:
     """The app's services. The request-scoped ones (settings, token cache, refusal log, live
-    streams) exist from the start; the rest from `run()` on."""
+    streams, the ended jobs' totals) exist from the start; the rest from `run()` on."""
 
     def __init__(self, settings: Settings, *, demo: bool = False) -> None:
         self.settings = settings
@@ -156,6 +157,8 @@ class Runtime:
         self.token_cache = auth.TokenCache()
         self.refusals = RefusalLog()  # how often a refused request is recorded
         self.followers = Followers(settings.max_stream_followers)  # open live streams
+        # The ended jobs' totals GET /metrics reports, kept between scrapes (app.jobs.stats).
+        self.ended_jobs = EndedJobs()
         # The recent log (GET /debug/log, the support bundle), kept while the runtime runs.
         self.log_ring = LogRing(max_bytes=settings.own_log_ring_bytes, fmt=settings.log_format)
         self.identity = replicas.Identity(

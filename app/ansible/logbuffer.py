@@ -24,6 +24,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from app import instruments
+
 
 def _size(line: str) -> int:
     # Bytes as UTF-8, plus the newline; the ASCII test keeps the common case cheap.
@@ -128,7 +130,7 @@ class LogBuffer:
         """Append the lines of `text` (an event's stdout: lines joined by CRLF or LF)."""
         self.append_lines(text.replace("\r\n", "\n").split("\n"))
 
-    def append_lines(self, lines: list[str]) -> None:
+    def append_lines(self, lines: list[str], *, counted: bool = True) -> None:
         # Sizes and clean-ups outside the lock; inside it, only list appends and counters.
         cut = self._max_line
         kept: list[str] = []
@@ -167,11 +169,18 @@ class LogBuffer:
                 self._tail_bytes += sum(rest)
                 self._evict()
             self._next += len(kept)
+        if counted:
+            # Per batch, outside the lock: what this replica's job runner took (app.instruments).
+            instruments.LOG_LINES.inc(len(kept))
+            instruments.LOG_BYTES.inc(sum(sizes))
 
-    def close(self, final_lines: list[str] | None = None) -> None:
-        """Append the last lines and mark the log complete: nothing more will come."""
+    def close(self, final_lines: list[str] | None = None, *, counted: bool = True) -> None:
+        """Append the last lines and mark the log complete: nothing more will come.
+
+        `counted=False`: lines no playbook printed (a replica's placeholder for a log no longer
+        kept), left out of the job log metrics."""
         if final_lines:
-            self.append_lines(final_lines)
+            self.append_lines(final_lines, counted=counted)
         with self._lock:
             self._complete = True
 
@@ -182,6 +191,8 @@ class LogBuffer:
             tail_bytes -= sizes[start]
             dropped += sizes[start]
             start += 1
+        if start > self._tail_start:
+            instruments.LOG_DROPPED_LINES.inc(start - self._tail_start)
         self._tail_first += start - self._tail_start
         self._tail_start, self._tail_bytes = start, tail_bytes
         self._dropped_bytes += dropped

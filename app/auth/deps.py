@@ -14,6 +14,7 @@ from app.auth import service
 from app.auth.service import Principal
 from app.auth.vocabulary import Role
 from app.errors import Forbidden
+from app.instruments import Refusal, count_refusal
 from app.runtime import runtime_of
 from app.timeline import service as timeline
 from app.timeline.vocabulary import Result, Severity
@@ -112,6 +113,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         try:
             principal.require(role)
         except Forbidden as exc:
+            count_refusal(Refusal.FORBIDDEN)
             await run_in_threadpool(record_refusal, request, principal, exc)
             raise
         return principal

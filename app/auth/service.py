@@ -31,6 +31,7 @@ from app.auth.models import Token
 from app.auth.vocabulary import Role
 from app.db import Database, utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.instruments import Refusal, count_refusal
 from app.timeline import service as timeline
 from app.timeline.vocabulary import Result, Severity
 
@@ -173,6 +174,7 @@ class TokenCache:
 def token_digest(authorization: str | None) -> str:
     """The stored form of the header's token; Unauthorized when there is no well-formed one."""
     if not authorization:
+        count_refusal(Refusal.MISSING)
         raise Unauthorized(
             "no token: send `Authorization: Bearer <token>` "
             "(clusterctl reads it from --token or CLUSTERM_TOKEN)"
@@ -180,6 +182,7 @@ def token_digest(authorization: str | None) -> str:
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
+        count_refusal(Refusal.MALFORMED)
         raise Unauthorized("the Authorization header must be `Bearer <token>`")
     return _digest(token)
 
@@ -194,10 +197,12 @@ def authenticate(
     with db.read() as session:
         row = session.scalar(sa.select(Token).where(Token.token_hash == digest))
     if row is None or not hmac.compare_digest(row.token_hash, digest):
+        count_refusal(Refusal.UNKNOWN)
         raise Unauthorized("the token is not valid: it is unknown or was revoked")
     now = utcnow()
     if expired(row.expires_at, now):
         assert row.expires_at is not None
+        count_refusal(Refusal.EXPIRED)
         raise Unauthorized(
             f"the token {row.name!r} expired at {row.expires_at.isoformat(timespec='seconds')}; "
             "ask an admin for a new one"

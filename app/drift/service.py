@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.drift import checks
 from app.nodes import service as nodes
 from app.nodes.vocabulary import State
 from app.timeline import service as timeline
@@ -80,3 +81,14 @@ def apply_node_list(
                 drift.newly_missing.append(node.name)
         nodes.mark_missing(node=node, since=now if newly_missing else None)
     return drift
+
+
+def count_missing(*, session: Session) -> int:
+    """The nodes clusterm expects in the cluster that its last check did not find there."""
+    return nodes.count_missing(session=session, states=EXPECTED_STATES)
+
+
+def last_check_at(*, session: Session) -> dt.datetime | None:
+    """When the last drift check ended, whichever replica ran it; None before the first."""
+    found = checks.latest(session=session)
+    return None if found is None else found.at

@@ -245,7 +245,7 @@ class LogCache:
             if row.status not in ACTIVE_STATUSES:
                 # A job older than the stored logs, or one that ended before it ran.
                 buffer = LogBuffer(cap_bytes=self.cap_bytes)
-                buffer.close(["[clusterm: this job's log is no longer kept]"])
+                buffer.close(["[clusterm: this job's log is no longer kept]"], counted=False)
                 entry.log = buffer
         else:
             if state.next_line < entry.log.next_line or (entry.log.complete and not state.complete):

@@ -187,6 +187,21 @@ def mark_missing(*, node: NodeView, since: dt.datetime | None = None) -> None:
         row.missing_since = since
 
 
+def count_by_state(*, session: Session) -> dict[State, int]:
+    """How many nodes are in each state, every state named (zeros too)."""
+    query = sa.select(Node.state, sa.func.count()).group_by(Node.state)
+    counts = dict.fromkeys(State, 0)
+    for state, count in session.execute(query):
+        counts[state] = count
+    return counts
+
+
+def count_missing(*, session: Session, states: Collection[State]) -> int:
+    """Nodes in `states` the last drift check did not find in the cluster's Node list."""
+    query = sa.select(sa.func.count()).where(Node.in_cluster.is_(False), Node.state.in_(states))
+    return session.scalar(query) or 0
+
+
 def set_host_group(*, node: NodeView, host_group: HostGroup) -> None:
     """Give the node the host group its commission asked for (a job, once it holds the node).
 

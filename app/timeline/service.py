@@ -14,15 +14,17 @@ import dataclasses
 import datetime as dt
 import json
 import operator
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, instrumentation
 
+from app import instruments
 from app.db import Database, utcnow
 from app.errors import NodeNotFound
-from app.timeline.filters import TimelineFilter, refuse
+from app.timeline.filters import ACTOR_MAX, TimelineFilter, refuse
 
 # Re-exported: other domains read a node name or a time (`since=7d`) in a query the timeline's way.
 from app.timeline.filters import check_node_name as check_node_name
@@ -33,7 +35,6 @@ from app.timeline.schemas import EventRead, TimelinePage
 from app.timeline.vocabulary import ACTION_RE, REASON_RE, Result, Severity, is_audit
 
 NOTE_MAX_BYTES = 1024
-ACTOR_MAX = 64
 # Keyed by the schema too: advisory locks are database-wide, and two clusterm clusters in two
 # schemas of one database must not order (or time out on) each other's events.
 _PG_LOCK_KEY = sa.func.hashtextextended(
@@ -42,6 +43,7 @@ _PG_LOCK_KEY = sa.func.hashtextextended(
 _PENDING = "timeline.pending"
 _QUEUE = "timeline.queue"
 _NODE_IDS = "timeline.node_ids"
+_WRITTEN = "timeline.written"  # actions of the events written in this transaction, counted
 _CHECKED: set[tuple[str, str, Result, Severity]] = set()
 _TABLE = cast(sa.Table, TimelineEvent.__table__)
 _MANAGER = instrumentation.manager_of_class(TimelineEvent)
@@ -207,6 +209,8 @@ def flush_events(session: Session) -> None:
         ids = sorted(connection.execute(insert, rows).scalars())
     for (event, _), event_id in zip(queued, ids, strict=True):
         event.__dict__["id"] = event_id
+    # Counted when the transaction commits (`_after_commit`): a rolled back event never existed.
+    session.info.setdefault(_WRITTEN, Counter()).update(row["action"] for row in rows)
 
 
 def _insert_sqlite(connection: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -262,12 +266,15 @@ def _before_commit(session: Session) -> None:
 
 def _after_commit(session: Session) -> None:
     session.info.pop(_NODE_IDS, None)
+    for action, count in session.info.pop(_WRITTEN, {}).items():
+        instruments.TIMELINE_EVENTS.labels(action).inc(count)
     if session.info.pop(_PENDING, False):
         notifier.notify()
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_QUEUE, None)
+    session.info.pop(_WRITTEN, None)
     session.info.pop(_PENDING, None)
     session.info.pop(_NODE_IDS, None)
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from app import instruments
 from app.verbosity.forward import CredentialsError, Forwarder, Outcome, Profile
 from app.verbosity.store import Step
 
@@ -44,4 +45,8 @@ async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -
                     False, 502, "clusterm failed while sending; see its log", uncertain=True
                 )
 
-    return list(await asyncio.gather(*(one(step) for step in steps)))
+    outcomes = list(await asyncio.gather(*(one(step) for step in steps)))
+    for step, outcome in zip(steps, outcomes, strict=True):
+        result = "succeeded" if outcome.ok else "failed"
+        instruments.VERBOSITY_CHANGES.labels(step.target.component, result).inc()
+    return outcomes

@@ -321,6 +321,11 @@ async def next_revert_at(*, ctx: Verbosity) -> dt.datetime | None:
     return await _read(ctx, lambda s: store.next_revert_at(session=s))
 
 
+def count_pending_reverts(*, session: Session) -> int:
+    """The automatic reverts owed (due or not): what clusterm_verbosity_reverts_pending reads."""
+    return store.count_pending_reverts(session=session)
+
+
 def list_levels(
     *, session: Session, ctx: Verbosity, component: str | None, node: str | None
 ) -> list[LevelRead]:

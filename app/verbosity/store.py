@@ -495,6 +495,11 @@ def next_revert_at(*, session: Session) -> dt.datetime | None:
     return session.scalar(sa.select(sa.func.min(VerbosityLevel.revert_at)))
 
 
+def count_pending_reverts(*, session: Session) -> int:
+    query = sa.select(sa.func.count()).where(VerbosityLevel.revert_at.is_not(None))
+    return session.scalar(query) or 0
+
+
 def list_levels(
     *, session: Session, registry: Registry, component: str | None, node: str | None
 ) -> list[LevelRead]:

@@ -1,0 +1,52 @@
+"""Verbosity changes sent (clusterm_verbosity_changes_total, this process) and the reverts owed
+(clusterm_verbosity_reverts_pending, the database), against emulated components."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from tests.metrics.conftest import Samples, scrape, value
+
+# The verbosity tests' fixtures: a CA, emulated components, settings pointing at them.
+from tests.verbosity.conftest import (  # noqa: F401
+    TOKEN,
+    emulators,
+    pki,
+    register,
+    settings,
+    settings_overrides,
+)
+from tests.verbosity.emulator import Emulator, free_port
+
+
+def changes(samples: Samples, result: str) -> float:
+    labels = {"component": "kubelet", "result": result}
+    found = [v for have, v in samples.get("clusterm_verbosity_changes_total", []) if have == labels]
+    return found[0] if found else 0.0
+
+
+def test_changes_sent_and_reverts_owed(
+    admin: TestClient,
+    emulators: Callable[..., Emulator],  # noqa: F811  (the fixture imported above)
+) -> None:
+    emulator = emulators()
+    ok = emulator.add("n1", token=TOKEN)
+    emulator.start()
+    register(admin, "n1", {"kubelet": ok.port})
+    register(admin, "n2", {"kubelet": free_port()})  # nobody listens there
+    before = scrape(admin)
+    assert value(before, "clusterm_verbosity_reverts_pending") == 0
+
+    body = {"component": "kubelet", "nodes": ["n1", "n2"], "level": 5, "ttl": "1h"}
+    report = admin.post("/verbosity", json=body)
+    assert report.status_code == 207, report.text
+    assert (report.json()["succeeded"], report.json()["failed"]) == (1, 1)
+    after = scrape(admin)
+
+    assert changes(after, "succeeded") - changes(before, "succeeded") == 1
+    assert changes(after, "failed") - changes(before, "failed") == 1
+    owed = [level for level in admin.get("/verbosity").json() if level["reverts_at"]]
+    assert len(owed) == 1
+    assert value(after, "clusterm_verbosity_reverts_pending") == 1
