@@ -106,12 +106,14 @@ def start_demo(*, db: Database, jobs: JobManager, settings: Settings) -> int | N
     log.info(
         "demo: commissioning %s (job %s). Watch it: %s clusterctl --url %s job get active "
         '--follow   or   curl -H "Authorization: Bearer $(cat %s)" '
-        "'%s/info/job/active?format=text'",
+        "'%s/info/job/active?format=text'   or in a browser %s/ui/ (sign in with the token in %s)",
         ", ".join(names),
         job.id,
         token_hint,
         url,
         settings.admin_token_file,
         url,
+        url,
+        settings.admin_token_file,
     )
     return job.id

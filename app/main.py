@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.cluster.router import router as cluster_router
 from app.config import VERSION, Settings
+from app.console.router import router as console_router
 from app.drift.router import router as drift_router
 from app.errors import install_handlers
 from app.health.router import router as health_router
@@ -67,4 +68,5 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.include_router(cluster_router)
     app.include_router(support_router)
     app.include_router(metrics_router)
+    app.include_router(console_router)
     return app

@@ -14,6 +14,18 @@ if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
     fi
 fi
 
+# The console's browser tests drive Debian's Chromium through Playwright (never a downloaded
+# browser: no `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    else
+        echo "tests/run.sh: the console tests need Debian's Chromium at /usr/bin/chromium:" \
+            "sudo apt-get install chromium" >&2
+        exit 1
+    fi
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'

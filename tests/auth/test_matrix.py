@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,11 @@ from app.auth.vocabulary import Role
 from app.config import load_settings
 from app.main import create_app
 
-PUBLIC = {"/healthz", "/readyz"}
+HEALTH = {"/healthz", "/readyz"}
+# The browser console's page and files: static, the same for everyone, no datum in them (a browser
+# navigation cannot send a token; the page sends one with each API call). docs/console.md.
+CONSOLE_SHELL = {"/ui", "/ui/", "/ui/assets/{name:path}", "/ui/{rest:path}"}
+PUBLIC = HEALTH | CONSOLE_SHELL
 
 
 def required_role(route: APIRoute) -> Role | None:
@@ -60,9 +65,19 @@ def call(client: TestClient, method: str, path: str, headers: dict[str, str]) ->
     return client.request(method, concrete(path), json=body, headers=headers)
 
 
-def test_only_health_checks_are_public() -> None:
+def test_only_health_checks_and_the_console_shell_are_public() -> None:
     unguarded = {p for _, p, route in ROUTES if required_role(route) is None}
     assert unguarded == PUBLIC
+
+
+def test_the_console_shell_reads_nothing_but_its_files() -> None:
+    # Public only as long as it holds no data: its module may not reach the runtime, the database
+    # or a domain (only the error shape).
+    import app.console.router as shell
+
+    source = Path(shell.__file__).read_text(encoding="utf-8")
+    imported = set(re.findall(r"^(?:from|import) (app[\w.]*)", source, re.MULTILINE))
+    assert imported == {"app.errors"}, imported
 
 
 def test_health_checks_answer_without_a_token(client: TestClient) -> None:

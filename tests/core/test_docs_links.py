@@ -57,3 +57,20 @@ def test_nothing_points_outside_the_repository() -> None:
         for match in OUTSIDE.finditer(text)
     ]
     assert outside == []
+
+
+# A relative link or picture in a Markdown file: [text](target) or ![alt](target).
+RELATIVE = re.compile(r"\]\((?!https?:|#|mailto:)([^)\s#]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_and_picture_in_the_docs_exists() -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = [
+        f"{doc.relative_to(ROOT)}: {match[1]}"
+        for doc in docs
+        for match in RELATIVE.finditer(doc.read_text())
+        if not (doc.parent / match[1]).exists()
+    ]
+    pictures = [m[1] for m in RELATIVE.finditer((ROOT / "README.md").read_text()) if ".png" in m[1]]
+    assert len(pictures) >= 9, "the README shows each console page; the pattern no longer finds them"
+    assert missing == []
