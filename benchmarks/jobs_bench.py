@@ -443,9 +443,11 @@ def report(results: dict[str, dict[str, float]], command: str, started: str) -> 
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, heading: str = "## Jobs") -> None:
+    """Replace the section under `heading` in docs/benchmarks.md (or add it at the end); the
+    other sections are left alone. The other benchmarks write theirs through this too."""
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = text.find("## Jobs\n")
+    start = text.find(heading + "\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
         text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")

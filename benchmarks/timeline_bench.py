@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from jobs_bench import write_doc  # the benchmarks' one way to write their section
 
 from app.db import Database, upgrade
 from app.timeline import service as timeline
 from app.timeline.filters import TimelineFilter
 from app.timeline.vocabulary import Result
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 NODES = 200
 ACTIONS = ["commission", "decommission", "update", "register", "change", "verbosity"]
 REASONS = ["JobSucceeded", "PlaybookFailed", "HostUnreachable", "NodeChanged", "LevelChanged"]
@@ -274,18 +276,6 @@ def report(
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace the `## Timeline` section of docs/benchmarks.md (other sections are left alone)."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    start = text.find("## Timeline")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -309,7 +299,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_doc(section, "## Timeline")
 
 
 if __name__ == "__main__":
