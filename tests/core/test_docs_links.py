@@ -72,5 +72,5 @@ def test_every_relative_link_and_picture_in_the_docs_exists() -> None:
         if not (doc.parent / match[1]).exists()
     ]
     pictures = [m[1] for m in RELATIVE.finditer((ROOT / "README.md").read_text()) if ".png" in m[1]]
-    assert len(pictures) >= 9, "the README shows each console page; the pattern no longer finds them"
+    assert len(pictures) >= 9, "the README shows each console page: the pattern misses them"
     assert missing == []
