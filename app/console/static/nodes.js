@@ -12,10 +12,10 @@ export async function render(main, route) {
   return renderList(main, route);
 }
 
-// The states in which a node belongs in the cluster's Node list (app/nodes/service.py IN_CLUSTER):
-// only there is its absence news. A registered, failed or decommissioned node is just "not in
-// cluster", as `clusterctl nodes get` and clusterm_nodes_missing count it.
-const IN_CLUSTER = new Set(["commissioned", "updating", "maintenance"]);
+// The states in which the drift check expects a node in the cluster's Node list: only there is
+// its absence news, as the Drift page and clusterm_nodes_missing count it. A registered, failed or
+// decommissioned node is just "not in cluster"; one being updated may leave the list for a while.
+const IN_CLUSTER = new Set(["commissioned", "maintenance"]);
 
 function isMissing(node) {
   return node.in_cluster === false && IN_CLUSTER.has(node.state);
