@@ -33,7 +33,10 @@ expect.set_options(timeout=20_000)
 OpenTab = Callable[[str], tuple[Page, Watch]]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it leaves an asyncio loop
+# marked running in the thread, and a later test of another package in the same worker that
+# calls asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     assert CHROMIUM.exists(), (
         f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), "
