@@ -119,25 +119,13 @@ def _check_tls(settings: Settings) -> None:
 
 def _check_metrics_port(settings: Settings) -> None:
     """A metrics port that cannot be had stops the start-up with the settings' names, before
-    the database is touched: once uvicorn runs, the failure comes inside its lifespan's
-    traceback, and uvicorn exits 0. Bound as the metrics server binds (SO_REUSEADDR, the
-    address's own family), so a port a stopped clusterm left in TIME_WAIT still passes."""
-    if settings.metrics_port is None:
-        return
-    import socket
+    the database is touched."""
+    from app.metrics.port import MetricsPortError, check_metrics_port
 
-    host, port = settings.metrics_host, settings.metrics_port
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        _fail(
-            f"invalid setting metrics_port/metrics_host (CLUSTERM_METRICS_PORT, "
-            f"CLUSTERM_METRICS_HOST): cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            "stop what holds that port, or set another metrics_port (or metrics_host)"
-        )
+        check_metrics_port(settings)
+    except MetricsPortError as exc:
+        _fail(str(exc))
 
 
 @cli.command()

@@ -68,6 +68,29 @@ def _server_class(host: str, port: int) -> type[ThreadingWSGIServer]:
     return Server
 
 
+def _unavailable(host: str, port: int, exc: OSError) -> MetricsPortError:
+    return MetricsPortError(
+        f"invalid setting metrics_port/metrics_host (CLUSTERM_METRICS_PORT, "
+        f"CLUSTERM_METRICS_HOST): cannot listen on {host}:{port}: {exc.strerror or exc}; "
+        "stop what holds that port, or set another metrics_port (or metrics_host)"
+    )
+
+
+def check_metrics_port(settings: Settings) -> None:
+    """MetricsPortError unless the metrics port (if set) can be had now, bound as the server
+    binds it (SO_REUSEADDR, the address's own family): `clusterm serve` asks before it touches
+    the database, since a failure inside uvicorn's lifespan comes as a traceback and exit 0."""
+    host, port = settings.metrics_host, settings.metrics_port
+    if port is None:
+        return
+    try:
+        with socket.socket(_server_class(host, port).address_family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise _unavailable(host, port, exc) from None
+
+
 def _open(
     settings: Settings, db: Callable[[], Database], ended_jobs: EndedJobs
 ) -> ThreadingWSGIServer:
@@ -77,10 +100,7 @@ def _open(
     try:
         return make_server(host, port, app, _server_class(host, port), handler_class=_Quiet)
     except OSError as exc:
-        raise MetricsPortError(
-            f"invalid setting metrics_port/metrics_host (CLUSTERM_METRICS_PORT, "
-            f"CLUSTERM_METRICS_HOST): cannot listen on {host}:{port}: {exc.strerror or exc}"
-        ) from None
+        raise _unavailable(host, port, exc) from None
 
 
 @asynccontextmanager
