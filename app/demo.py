@@ -38,7 +38,7 @@ _COMMISSIONABLE = (State.REGISTERED, State.FAILED, State.DECOMMISSIONED)
 # simulated one needs seconds.
 DEMO_VARS: dict[str, Any] = {
     "clusterm_k8s_apt_repo": "",
-    "clusterm_cni_manifest": "",
+    "clusterm_cni_manifest_url": "",  # no pod network to download
     "clusterm_join_stability_window": 2,
     "clusterm_join_poll": 1,
     "clusterm_join_backoff": 1,

@@ -10,7 +10,10 @@ with the real tools' exit codes and messages where the playbooks depend on them:
   Node; `kubeadm join` checks the token and CA hash, refuses when a Node of that name already
   exists, and registers the Node with a fresh UID; `kubeadm reset` only cleans the node (the Node
   object stays).
-- `kubectl get nodes|node X|events -o json`, `delete node`, `drain`, `cordon`, `apply -f`.
+- `kubectl get nodes|node X|events -o json`, `delete node`, `apply -f`; `cordon`, `uncordon` and
+  `drain` keep the Node's `spec.unschedulable` in the cluster file (so it outlasts the run), print
+  kubectl's lines (`node/X cordoned`, `node/X already cordoned`, `node/X drained`) and record the
+  kubelet's `NodeNotSchedulable`/`NodeSchedulable` events.
 
 This module holds the cluster's state; fakekubeadm.py and fakekubectl.py the two commands.
 

@@ -1,4 +1,7 @@
-"""DEMO ONLY: the simulated `kubectl` (get, wait, drain, cordon, delete, apply); see fakek8s.py."""
+"""DEMO ONLY: the simulated `kubectl` (get, wait, cordon, uncordon, drain, delete, apply).
+
+See fakek8s.py.
+"""
 
 from __future__ import annotations
 
@@ -107,8 +110,10 @@ def _kubectl(state: fakek8s.State, words: list[str], opts: dict[str, str]) -> in
                 file=sys.stderr,
             )
             return 1
-        nodes[kind]["unschedulable"] = verb != "uncordon"
-        print(f"node/{kind} {'drained' if verb == 'drain' else verb + 'ed'}")
+        _cordon(state, kind, desired=verb != "uncordon")
+        if verb == "drain":
+            # No pods run in the simulation: nothing to evict.
+            print(f"node/{kind} drained")
         return 0
     if verb == "delete" and kind in ("node", "nodes", "no") and names:
         for name in names:
@@ -129,6 +134,25 @@ def _kubectl(state: fakek8s.State, words: list[str], opts: dict[str, str]) -> in
     return 64
 
 
+def _cordon(state: fakek8s.State, name: str, *, desired: bool) -> None:
+    """kubectl's cordon/uncordon (drain cordons first): the same lines, and the kubelet's event."""
+    node = state["nodes"][name]
+    verb = "cordoned" if desired else "uncordoned"
+    if node["unschedulable"] == desired:
+        print(f"node/{name} already {verb}")
+        return
+    node["unschedulable"] = desired
+    print(f"node/{name} {verb}")
+    status = "NodeNotSchedulable" if desired else "NodeSchedulable"
+    fakek8s.record_event(
+        state,
+        node=name,
+        reason=status,
+        message=f"Node {name} status is now: {status}",
+        source="kubelet",
+    )
+
+
 def _print(output: str, items: list[tuple[str, dict[str, Any]]], *, single: bool) -> int:
     objects = [fakek8s.node_object(name, node) for name, node in items]
     if output.startswith("jsonpath="):
@@ -139,7 +163,8 @@ def _print(output: str, items: list[tuple[str, dict[str, Any]]], *, single: bool
             value: Any = obj
             for part in path:
                 value = value.get(part, "") if isinstance(value, dict) else ""
-            values.append(str(value))
+            # As kubectl prints them: JSON's true/false, an absent field as nothing.
+            values.append(json.dumps(value) if isinstance(value, bool) else str(value))
         print(" ".join(values), end="")
     elif output == "json":
         doc = objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects}

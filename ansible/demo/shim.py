@@ -24,6 +24,9 @@ def main(argv: list[str]) -> int:
         print(f"demo shim: no simulation for {name!r}", file=sys.stderr)
         return 127
     fakehost.node_root()  # the first simulated command on a node lays out its root
+    if failed := fakehost.simulated_failure(name, argv[1:]):
+        print(f"fakehost: {failed} failed (simulated by var/lib/fakehost/fail)", file=sys.stderr)
+        return 1
     return command(argv[1:])
 
 

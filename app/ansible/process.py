@@ -68,7 +68,8 @@ def run_playbook(
 ) -> RunResult:
     """runner.run_playbook, run in a child process; the callbacks run in the calling thread.
 
-    on_report hears of the run's reports when spec.wants_reports, and must be given then."""
+    on_report(type, report) hears of the run's reports (runner.report_of) when
+    spec.wants_reports, and must be given then."""
     if spec.wants_reports and on_report is None:
         raise ValueError("a run that wants reports needs on_report")
     start_forkserver()
@@ -192,8 +193,8 @@ class _ChildPipe:
         if len(self.tasks) >= TASKS_BATCH or self.clock() - self.flushed_at >= BATCH_S:
             self.flush()
 
-    def on_report(self, task: str, res: dict[str, Any]) -> None:
-        self.send(("report", (task, res)))
+    def on_report(self, kind: str, report: dict[str, Any]) -> None:
+        self.send(("report", (kind, report)))
 
     def should_cancel(self) -> bool:
         # runner asks after every read, at least every pexpect timeout: a quiet job's last lines

@@ -82,8 +82,23 @@ def host_summary(event_data: dict[str, Any]) -> dict[str, dict[str, int]]:
     return hosts
 
 
-# Tasks named so report to clusterm (the verified join's attempts): their result goes to on_report.
-REPORT_TASK_PREFIX = "clusterm join "
+# A report to clusterm (ansible/README.md, "What clusterm reads from the run"): a debug task
+# showing `clusterm_report`, a mapping with a string `type`. Only debug: its result is made on the
+# controller from the playbook's own variables, where a module's result is whatever the node sent.
+REPORT_VAR = "clusterm_report"
+REPORT_ACTIONS = frozenset({"debug", "ansible.builtin.debug", "ansible.legacy.debug"})
+
+
+def report_of(event_data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The (type, report) a runner_on_ok event carries; None for any other result."""
+    action = event_data.get("resolved_action") or event_data.get("task_action")
+    res = event_data.get("res")
+    if action not in REPORT_ACTIONS or not isinstance(res, dict):
+        return None
+    report = res.get(REPORT_VAR)
+    if not isinstance(report, dict) or not isinstance(report.get("type"), str):
+        return None
+    return report["type"], report
 
 
 _FAILURES = frozenset({TaskStatus.FAILED, TaskStatus.UNREACHABLE})
@@ -117,11 +132,12 @@ def event_handler(
                 on_task(result)
         if kind == "playbook_on_stats":
             stats.update(host_summary(event.get("event_data") or {}))
-        elif kind == "runner_on_ok" and on_report is not None:
-            data = event.get("event_data") or {}
-            task = str(data.get("task") or "")
-            if task.startswith(REPORT_TASK_PREFIX):
-                on_report(task, data.get("res") or {})
+        elif (
+            kind == "runner_on_ok"
+            and on_report is not None
+            and (report := report_of(event.get("event_data") or {})) is not None
+        ):
+            on_report(*report)
         return False  # no per-event JSON file
 
     return on_event
@@ -130,6 +146,21 @@ def event_handler(
 def write_extra_vars(private_data_dir: Path, extra_vars: Mapping[str, Any]) -> Path:
     """The file runner hands to ansible-playbook as `-e @env/extravars` (see above)."""
     return unsafe.write(private_data_dir / "env" / "extravars", dict(extra_vars))
+
+
+def playbook_options(spec: RunSpec) -> dict[str, str]:
+    """Check mode and tags as runner takes them. runner splits `cmdline` with shlex and puts each
+    of `tags` and `skip_tags` after its option as one argument of ansible-playbook's argv (no
+    shell runs it); the tag names are checked names (app.ansible.tags), joined by commas as
+    --tags takes them, and `cmdline` holds only these fixed words."""
+    options = {}
+    if spec.check:
+        options["cmdline"] = "--check --diff"
+    if spec.tags:
+        options["tags"] = ",".join(spec.tags)
+    if spec.skip_tags:
+        options["skip_tags"] = ",".join(spec.skip_tags)
+    return options
 
 
 def run_playbook(
@@ -155,6 +186,7 @@ def run_playbook(
             event_handler=event_handler(
                 on_output, stats, on_report, on_task, running, spec.all_task_results
             ),
+            **playbook_options(spec),
             cancel_callback=should_cancel,
             timeout=spec.timeout_s,
             settings={"pexpect_timeout": PEXPECT_TIMEOUT_S, "suppress_output_file": True},

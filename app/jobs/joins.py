@@ -1,9 +1,10 @@
 """The verified join's attempts, on the timeline while the job runs.
 
-The join role reports each attempt through a task named `JOIN_ATTEMPT_TASK` (ansible/README.md);
-runner's read loop, in the process running ansible-runner, passes the report over the pipe to the
-job's thread. That thread only queues it here: a database write there would hold up the job's
-output, and with it Ansible. A thread of this module's records the queued attempts.
+The join role reports each attempt as a `clusterm_report` of type `JOIN_ATTEMPT`
+(ansible/README.md); runner's read loop, in the process running ansible-runner, passes the report
+over the pipe to the job's thread. That thread only queues it here: a database write there would
+hold up the job's output, and with it Ansible. A thread of this module's records the queued
+attempts; reports of other types (`discovered`, `join_result`) are not the timeline's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from app.timeline.vocabulary import Result, Severity
 
 log = logging.getLogger("clusterm.jobs")
 
-JOIN_ATTEMPT_TASK = "clusterm join attempt"
+JOIN_ATTEMPT = "join_attempt"
+# The report's own fields, not the attempt's: the timeline's details keep the attempt's fields only.
+_NOT_DETAILS = frozenset({"type", "summary"})
 # A join attempt that failed but will be retried is a warning; the last one failing is an error.
 _SEVERITY = {
     Result.SUCCEEDED: Severity.INFO,
@@ -39,8 +42,8 @@ class JoinRecorder:
         self._reports: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._record_all, name=f"job-{job.id}-reports")
 
-    def report(self, task: str, res: dict[str, Any]) -> None:
-        self._reports.put((task, res))
+    def report(self, kind: str, report: dict[str, Any]) -> None:
+        self._reports.put((kind, report))
 
     def __enter__(self) -> JoinRecorder:
         self._thread.start()
@@ -52,9 +55,8 @@ class JoinRecorder:
 
     def _record_all(self) -> None:
         while (item := self._reports.get()) is not None:
-            task, res = item
-            attempt = res.get("clusterm_join_attempt")
-            if task != JOIN_ATTEMPT_TASK or not isinstance(attempt, dict):
+            kind, attempt = item
+            if kind != JOIN_ATTEMPT:
                 continue
             try:
                 self._record(attempt)
@@ -81,5 +83,5 @@ class JoinRecorder:
                 attempt=number or None,
                 duration_ms=int(float(duration) * 1000) if duration not in (None, "") else None,
                 note=str(attempt.get("summary") or attempt.get("detail") or ""),
-                details={k: v for k, v in attempt.items() if k != "summary"},
+                details={k: v for k, v in attempt.items() if k not in _NOT_DETAILS},
             )

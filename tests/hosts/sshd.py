@@ -82,6 +82,7 @@ class SshHost:
         return {
             "clusterm_node_root": str(self.root),
             "clusterm_k8s_apt_key_url": f"file://{DEMO_BIN.parent / 'kubernetes-release.asc'}",
+            "clusterm_cni_manifest_url": "",  # offline: no pod network to download
             "ansible_python_interpreter": "/usr/bin/python3",
         } | self.extra_vars
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import ansible_runner
 
+from app.ansible.runner import report_of
 from tests.hosts.fixture import SshHosts, ssh_hosts  # noqa: F401 - the fixture, for these tests
 from tests.hosts.sshd import REPO
 
@@ -19,7 +20,7 @@ PLAYBOOK_DIR = REPO / "ansible"
 _NEXT_TO_PYTHON = Path(sys.executable).parent / "ansible-playbook"
 ANSIBLE_PLAYBOOK = str(_NEXT_TO_PYTHON) if _NEXT_TO_PYTHON.exists() else "ansible-playbook"
 
-# Short windows for tests; the product defaults are in ansible/group_vars/all.yml.
+# Short windows for tests; the product defaults are in ansible/roles/*/defaults/main.yml.
 FAST_JOIN: dict[str, Any] = {
     "clusterm_join_retries": 2,
     "clusterm_join_stability_window": 2,
@@ -27,7 +28,8 @@ FAST_JOIN: dict[str, Any] = {
     "clusterm_join_backoff": 0,
     "clusterm_join_register_timeout": 5,
     "clusterm_join_timeout": 20,
-    "clusterm_cni_manifest": "https://example.invalid/cni.yml",
+    # No pod network to download (tests/playbooks/test_roles.py installs a pinned one).
+    "clusterm_cni_manifest_url": "",
 }
 
 
@@ -57,6 +59,16 @@ class PlaybookRun:
             data = event.get("event_data", {})
             if event["event"] in RESULT_EVENTS and data.get("task") == task_name:
                 found.setdefault(data["host"], []).append(data["res"])
+        return found
+
+    def reports(self, kind: str) -> dict[str, list[dict[str, Any]]]:
+        """The reports of that type, per host, in order, as the daemon recognises them."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for event in self.events:
+            data = event.get("event_data", {})
+            report = report_of(data) if event["event"] == "runner_on_ok" else None
+            if report is not None and report[0] == kind:
+                found.setdefault(data["host"], []).append(report[1])
         return found
 
     def failure(self, host: str) -> str:

@@ -52,10 +52,8 @@ def test_commission_unreachable_decommission_recommission_update(ssh_hosts: SshH
     assert not (w2.root / "etc/kubernetes/admin.conf").exists()
     assert not (down.root / "etc").joinpath("containerd").exists()
     # Each worker's join was verified from the master, once.
-    attempts = run.results("clusterm join attempt")
-    assert {
-        h: [r["clusterm_join_attempt"]["outcome"] for r in rs] for h, rs in attempts.items()
-    } == {
+    attempts = run.reports("join_attempt")
+    assert {h: [r["outcome"] for r in rs] for h, rs in attempts.items()} == {
         "node2": ["joined"],
         "node3": ["joined"],
     }
@@ -88,8 +86,8 @@ def test_commission_unreachable_decommission_recommission_update(ssh_hosts: SshH
     assert nodes["node2"]["uid"] == uids["node2"]  # still in: not joined again
     assert ssh_hosts.cluster.joins("node2") == 1
     assert nodes["node3"]["uid"] != uids["node3"]  # it had left: joined again, verified
-    (attempt,) = run.results("clusterm join attempt")["node3"]
-    assert attempt["clusterm_join_attempt"]["outcome"] == "joined"
+    (attempt,) = run.reports("join_attempt")["node3"]
+    assert attempt["outcome"] == "joined"
     assert "SystemdCgroup = true" in (m2.root / "etc/containerd/config.toml").read_text()
 
 
@@ -109,6 +107,6 @@ def test_discover_reports_reachable_hosts_and_their_facts(
     run = run_playbook(ssh_hosts, "discover.yml", inventory, clusterm_job_kind="discover")
 
     assert run.outcome() == {up.address: "ok", down.address: "unreachable"}
-    ((found,),) = run.results("clusterm discovered host").values()
-    assert found["clusterm_discovered"]["address"] == up.address
-    assert found["clusterm_discovered"]["python"].startswith("3.")
+    ((found,),) = run.reports("discovered").values()
+    assert found["address"] == up.address
+    assert found["python"].startswith("3.")

@@ -37,10 +37,7 @@ def test_verified_join_retries_vanishing_nodes_and_refuses_name_mismatches(
         "node4": "failed",
         "node5": "ok",
     }, run.stdout[-3000:]
-    attempts = {
-        host: [r["clusterm_join_attempt"] for r in results]
-        for host, results in run.results("clusterm join attempt").items()
-    }
+    attempts = run.reports("join_attempt")
     # node2: K vanishes, then attempt K+1 sticks. Every attempt is numbered, in order.
     assert [a["attempt"] for a in attempts["node2"]] == list(range(1, RETRIES + 1))
     assert [a["outcome"] for a in attempts["node2"]] == ["vanished"] * (RETRIES - 1) + ["joined"]
@@ -61,9 +58,9 @@ def test_verified_join_retries_vanishing_nodes_and_refuses_name_mismatches(
         'control plane: "Deleting Node node3 because it\'s not present according to cloud provider"'
         in message
     )
-    (result,) = run.results("clusterm join result")["node3"]
-    assert result["clusterm_join_result"]["reason"] == "NodeVanishedAfterJoin"
-    assert result["clusterm_join_result"]["attempts"] == RETRIES
+    (result,) = run.reports("join_result")["node3"]
+    assert result["reason"] == "NodeVanishedAfterJoin"
+    assert result["attempts"] == RETRIES
     # node4: its name is not its FQDN: refused before anything was installed or joined.
     message = run.failure("node4")
     assert message.startswith(
