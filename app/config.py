@@ -189,6 +189,7 @@ class Settings(BaseSettings):
     update_playbook: str = "update.yml"
     cleanup_playbook: str = "cleanup.yml"
     discover_playbook: str = "discover.yml"
+    maintenance_playbook: str = "maintenance.yml"
     ssh_private_key_file: Path | None = None
     ssh_host_key_policy: Literal["accept-new", "strict", "off"] = Field(
         default="accept-new",

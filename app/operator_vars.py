@@ -1,13 +1,13 @@
 """The extra vars an operator may send with a job, each declared here with its type and bounds.
 
-An admin may send any extra var. An operator may send only a declared one: the timing and retry
-knobs of the playbooks (`KNOBS`), plus what the setting `operator_extra_vars` declares. Anything
-else is admin-only, because an extra var outranks everything in Ansible: `ansible_connection`
-picks where commands run, `clusterm_env` or `clusterm_kubectl` what runs, `clusterm_node_root`
-where files go, `clusterm_k8s_apt_repo` where software comes from, and a name the playbooks
-register or set as a fact (`clusterm_join_command`) would replace that result. A declared var
-with a value of the wrong type or out of its bounds is refused too: `"1; touch x"` is not a
-number of seconds, whatever a playbook does with it.
+An admin may send any extra var. An operator may send only a declared one: the timing, retry and
+rollout knobs of the playbooks (`KNOBS`), plus what the setting `operator_extra_vars` declares.
+Anything else is admin-only, because an extra var outranks everything in Ansible:
+`ansible_connection` picks where commands run, `clusterm_env` or `clusterm_kubectl` what runs,
+`clusterm_node_root` where files go, `clusterm_k8s_apt_repo` where software comes from, and a
+name the playbooks register or set as a fact (`clusterm_join_command`) would replace that result.
+A declared var with a value of the wrong type or out of its bounds is refused too: `"1; touch x"`
+is not a number of seconds, whatever a playbook does with it.
 
 Every value, whoever sent it, is still written as data Ansible never templates (app.ansible.unsafe).
 
@@ -86,9 +86,10 @@ def _int(low: int, high: int) -> VarSpec:
     return VarSpec(type="int", min=low, max=high)
 
 
-# The playbooks' timing and retry knobs (ansible/group_vars/all.yml has their defaults). Seconds
+# The playbooks' timing, retry and rollout knobs (the roles' and playbooks' defaults). Seconds
 # are bounded at hours, not days: a job that waits longer has already failed, and job_timeout_s
-# ends it anyway.
+# ends it anyway. The rollout's are percentages: of the job's workers per batch (at least one
+# node), and of a batch's nodes that may fail before the rollout stops.
 KNOBS: dict[str, VarSpec] = {
     "clusterm_drain_timeout": _int(1, 4 * 3600),
     "clusterm_join_retries": _int(1, 20),
@@ -98,6 +99,8 @@ KNOBS: dict[str, VarSpec] = {
     "clusterm_join_poll": _int(1, 300),
     "clusterm_join_backoff": _int(0, 3600),
     "clusterm_join_backoff_max": _int(0, 3600),
+    "clusterm_update_batch": _int(1, 100),
+    "clusterm_max_fail_percentage": _int(0, 100),
 }
 
 # Admin-only whatever the settings say: they choose a host, a command, a path or a software
@@ -110,7 +113,7 @@ ADMIN_ONLY = (
     "clusterm_first_master",
     "clusterm_kubectl",
     "clusterm_k8s_*",
-    "clusterm_cni_manifest",
+    "clusterm_cni_*",
     "clusterm_allow_name_mismatch",
 )
 PLAIN_SETTINGS = frozenset({*KNOBS, "clusterm_purge_packages", "clusterm_pod_network_cidr"})

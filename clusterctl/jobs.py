@@ -35,6 +35,24 @@ ExtraVarsOpt = Annotated[
 ]
 GroupOpt = Annotated[str | None, typer.Option("--group", "-g", help="host group: master or worker")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="follow the job; exit with its result")]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="check mode: run the playbook with --check --diff; nothing changes on the nodes and "
+        "no node changes state, the job says what each host would change",
+    ),
+]
+TagsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tags", help="run only the steps with these tags, comma-separated (e.g. packages)"
+    ),
+]
+SkipTagsOpt = Annotated[
+    str | None,
+    typer.Option("--skip-tags", help="skip the steps with these tags, comma-separated"),
+]
 ColorOpt = Annotated[
     bool | None,
     typer.Option("--color/--no-color", help="ANSI colours [default: when stdout is a terminal]"),
@@ -42,7 +60,7 @@ ColorOpt = Annotated[
 
 JOB_COLUMNS: list[Column] = [
     ("ID", lambda j: j["id"]),
-    ("KIND", lambda j: j["kind"]),
+    ("KIND", lambda j: _kind(j)),
     ("STATUS", lambda j: j["status"]),
     ("NODES", lambda j: ",".join(j["nodes"])),
     ("ACTOR", lambda j: j["actor"]),
@@ -60,6 +78,35 @@ HOST_COLUMNS: list[Column] = [
 ]
 
 
+def _kind(job: dict[str, Any]) -> str:
+    """`update (check, tags packages)`: the kind, and how the job ran when not plainly."""
+    how = []
+    if job.get("check"):
+        how.append("check")
+    if job.get("tags"):
+        how.append("tags " + ",".join(job["tags"]))
+    if job.get("skip_tags"):
+        how.append("skip " + ",".join(job["skip_tags"]))
+    return f"{job['kind']} ({', '.join(how)})" if how else str(job["kind"])
+
+
+def _tag_list(text: str | None) -> list[str]:
+    # The daemon checks each name against the playbook's tags; here only the list is split.
+    return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _run_options(
+    body: dict[str, Any], check: bool, tags: str | None, skip_tags: str | None
+) -> dict[str, Any]:
+    if check:
+        body["check"] = True
+    if _tag_list(tags):
+        body["tags"] = _tag_list(tags)
+    if _tag_list(skip_tags):
+        body["skip_tags"] = _tag_list(skip_tags)
+    return body
+
+
 def _extra_vars(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
@@ -72,13 +119,29 @@ def _extra_vars(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _start(ctx: typer.Context, path: str, body: dict[str, Any], wait: bool, as_json: bool) -> int:
+def start_job(
+    ctx: typer.Context,
+    path: str,
+    body: dict[str, Any],
+    wait: bool,
+    as_json: bool,
+    method: str = "POST",
+) -> int:
+    """Send the request that starts a job, say so (or print it, --json), follow it (--wait)."""
     client = api(ctx)
-    job = client.send("POST", path, body)
+    job = client.send(method, path, body)
     if as_json and not wait:
         print_json(job)
         return 0
     typer.echo(f"job {job['id']} accepted: {job['desc']}", err=True)
+    if job.get("check"):
+        typer.echo(
+            "check mode: nothing will be changed and no node changes state; see what each host "
+            f"would change with: clusterctl job hosts {job['id']}",
+            err=True,
+        )
+    if job.get("tags") or job.get("skip_tags"):
+        typer.echo(f"runs as: {_kind(job)}", err=True)
     if not wait:
         typer.echo("follow it with: clusterctl job get active --follow", err=True)
         return 0
@@ -103,15 +166,19 @@ def nodes_commission(
             "out); --no-cleanup leaves them as they are, to look at"
         ),
     ] = True,
+    check: CheckOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     json_: JsonOpt = False,
 ) -> int:
     """Commission nodes into the cluster (a job; see `clusterctl job get active`)."""
     body: dict[str, Any] = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
+    _run_options(body, check, tags, skip_tags)
     if not cleanup:
         body["cleanup"] = False
     if group is not None:
         body["host_group"] = group
-    return _start(ctx, "/commission/nodes", body, wait, json_)
+    return start_job(ctx, "/commission/nodes", body, wait, json_)
 
 
 @nodes_app.command("decommission")
@@ -120,11 +187,15 @@ def nodes_decommission(
     names: Annotated[list[str], typer.Argument(help="node names")],
     extra_vars: ExtraVarsOpt = None,
     wait: WaitOpt = False,
+    check: CheckOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     json_: JsonOpt = False,
 ) -> int:
     """Drain and remove nodes from the cluster."""
     body = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
-    return _start(ctx, "/decommission/nodes", body, wait, json_)
+    _run_options(body, check, tags, skip_tags)
+    return start_job(ctx, "/decommission/nodes", body, wait, json_)
 
 
 @nodes_app.command("update")
@@ -134,13 +205,17 @@ def nodes_update(
     group: GroupOpt = None,
     extra_vars: ExtraVarsOpt = None,
     wait: WaitOpt = False,
+    check: CheckOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
     json_: JsonOpt = False,
 ) -> int:
     """Re-apply the configuration to commissioned nodes."""
     body: dict[str, Any] = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
+    _run_options(body, check, tags, skip_tags)
     if group is not None:
         body["host_group"] = group
-    return _start(ctx, "/update/nodes", body, wait, json_)
+    return start_job(ctx, "/update/nodes", body, wait, json_)
 
 
 @nodes_app.command("cleanup")
@@ -153,7 +228,7 @@ def nodes_cleanup(
 ) -> int:
     """Run the cleanup playbook on failed nodes: they are registered again when it succeeds."""
     body = {"nodes": names, "extra_vars": _extra_vars(extra_vars)}
-    return _start(ctx, "/cleanup/nodes", body, wait, json_)
+    return start_job(ctx, "/cleanup/nodes", body, wait, json_)
 
 
 def discover(
@@ -166,7 +241,7 @@ def discover(
 ) -> int:
     """Check that hosts are reachable and gather their facts (a job)."""
     body = {"addrs": addrs, "ssh_user": user, "extra_vars": _extra_vars(extra_vars)}
-    return _start(ctx, "/discover/nodes", body, wait, json_)
+    return start_job(ctx, "/discover/nodes", body, wait, json_)
 
 
 @job_app.command("get")
@@ -206,7 +281,8 @@ def job_get(
 
 def _summary(job: dict[str, Any]) -> None:
     rc = f" rc={job['rc']}" if job["rc"] is not None else ""
-    typer.echo(f"job {job['id']}: {job['desc']} (by {job['actor']}): {job['status']}{rc}")
+    check = " (check mode: nothing was changed)" if job.get("check") else ""
+    typer.echo(f"job {job['id']}: {job['desc']} (by {job['actor']}): {job['status']}{rc}{check}")
     if job["error"]:
         typer.echo(f"error: {job['error']}")
     if job["hosts"]:
@@ -256,7 +332,8 @@ def follow(client: Api, *, job_id: int | None, since: int, color: bool) -> int:
 def _ended(job: dict[str, Any]) -> int:
     rc = f" (rc {job['rc']})" if job["rc"] is not None else ""
     error_ = f": {job['error']}" if job["error"] else ""
-    typer.echo(f"job {job['id']} {job['status']}{rc}{error_}", err=True)
+    check = " in check mode" if job.get("check") else ""
+    typer.echo(f"job {job['id']} {job['status']}{check}{rc}{error_}", err=True)
     return 0 if job["status"] == "successful" else JOB_FAILED
 
 

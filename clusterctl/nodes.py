@@ -136,8 +136,22 @@ def node_rm(ctx: typer.Context, name: str) -> None:
 
 @node_app.command("maintenance")
 def node_maintenance(
-    ctx: typer.Context, name: str, mode: Literal["on", "off"], json_: JsonOpt = False
-) -> None:
-    """Put a commissioned node in maintenance, or take it out."""
-    node = api(ctx).send("PUT", f"/nodes/{name}/maintenance", {"enabled": mode == "on"})
-    _show([node], json_)
+    ctx: typer.Context,
+    name: str,
+    mode: Literal["on", "off"],
+    drain: Annotated[
+        bool, typer.Option("--drain", help="with on: also drain the node (evict its pods)")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the job; exit with its result")
+    ] = False,
+    json_: JsonOpt = False,
+) -> int:
+    """Cordon (on; --drain: and drain) a commissioned node in the cluster and put it in
+    maintenance, or uncordon it (off): a job, as `nodes update` starts one."""
+    if drain and mode == "off":
+        raise typer.BadParameter("goes with on (cordon and drain), not off", param_hint="--drain")
+    from clusterctl.jobs import start_job  # here: clusterctl.jobs imports this module
+
+    body = {"enabled": mode == "on", "drain": drain}
+    return start_job(ctx, f"/nodes/{name}/maintenance", body, wait, json_, method="PUT")

@@ -29,10 +29,18 @@ class RunSpec:
     # Every task's result reaches on_tasks; False: only the failed and unreachable ones (the
     # setting job_task_results off still explains a host's failure).
     all_task_results: bool = True
+    # ansible-playbook --check --diff: every task says whether it would change something.
+    check: bool = False
+    # --tags / --skip-tags: names a request gave, checked against the playbook's own
+    # (app.ansible.tags), so never a comma or anything else a command line would read.
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_vars", MappingProxyType(dict(self.extra_vars)))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "skip_tags", tuple(self.skip_tags))
 
     def __reduce__(self) -> tuple[type[RunSpec], tuple[Any, ...]]:
         # A MappingProxyType cannot be pickled: the spec travels with plain dicts and is frozen
@@ -48,6 +56,9 @@ class RunSpec:
                 self.timeout_s,
                 self.wants_reports,
                 self.all_task_results,
+                self.check,
+                self.tags,
+                self.skip_tags,
             ),
         )
 

@@ -9,7 +9,7 @@ mapping key written here carries it, but for strings that unquoted YAML would re
 type, which cannot hold a template either (see `_represent_str`); numbers, booleans and nulls
 cannot hold one.
 
-The playbooks and their own `group_vars` stay the place for templates.
+The playbooks, their roles' defaults and their own `group_vars` stay the place for templates.
 """
 
 from __future__ import annotations

@@ -14,10 +14,15 @@ playbook on them, unless its request said `cleanup: false`. A cancel stops the m
 is then forgotten (the row's `cancel_requested_by` cleared), so that the cleanup runs, and a new
 cancel stops the cleanup. A daemon that stops or loses the lead runs no cleanup: the job ends
 interrupted, its nodes failed, for an operator to clean up (`POST /cleanup/nodes`).
+
+An update or decommission that failed names, in its error, the nodes its recap does not list (a
+rollout that stopped before their batch: app.jobs.ending.not_touched); they go back to their
+state before the job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -36,7 +41,7 @@ from app.cluster import known_hosts
 from app.cluster.leadership import Leadership, LeadLost
 from app.config import Settings
 from app.db import Database
-from app.jobs import logstore, results, variables
+from app.jobs import ending, logstore, results, variables
 from app.jobs import service as jobs
 from app.jobs.joins import JoinRecorder
 from app.jobs.models import Job
@@ -48,6 +53,10 @@ log = logging.getLogger("clusterm.jobs")
 FLUSH_S = 0.5  # the log reaches the database at least this often while a job prints
 FINISH_ATTEMPTS = 3  # when stopping: then the row is left to the next start or leader
 FINISH_RETRY_MAX_S = 10.0
+CHECK_MARKER = (
+    "[clusterm: check mode (ansible-playbook --check --diff): nothing is changed on the nodes "
+    "and no node changes state; each task's 'changed' says it would change something]"
+)
 CLEANUP_MARKER = "==== clusterm: cleanup of the failed hosts ({hosts}) with {playbook} ===="
 
 
@@ -113,8 +122,14 @@ class Execution:
                     addresses = [inventory.Address(**a) for a in inputs.get("addresses") or []]
                     inv = inventory.address_inventory(addresses)
                 else:
+                    hosts = [nodes.ansible_host(n) for n in targets.nodes]
+                    if row.check and row.kind == Kind.COMMISSION and row.host_group is not None:
+                        # A check moved no node, so none holds the group it asked for: its run
+                        # sees them in that group all the same, as the real commission would.
+                        group = str(row.host_group)
+                        hosts = [dataclasses.replace(h, host_group=group) for h in hosts]
                     inv = inventory.node_inventory(
-                        targets=[nodes.ansible_host(n) for n in targets.nodes],
+                        targets=hosts,
                         cluster_masters=[nodes.ansible_host(n) for n in targets.cluster_masters],
                     )
             except Exception as exc:
@@ -130,8 +145,10 @@ class Execution:
             writer=writer,
             extra_vars=merged,
             inventory=inv,
+            # A check job's result is what its tasks would change: it records every task, whatever
+            # the setting job_task_results.
             results=results.ResultsRecorder(
-                job_id=row.id, all_tasks=self.settings.job_task_results
+                job_id=row.id, all_tasks=self.settings.job_task_results or row.check
             ),
             error=error,
             cleanup=inputs.get("cleanup", True) is not False,
@@ -150,6 +167,7 @@ class Execution:
         job_id = run.row.id
         status, rc, hosts, error = Status.FAILED, None, {}, run.error
         cleanup: RunResult | None = None
+        ran = False  # the main playbook started: nodes it never reached are told by its recap
         started = time.monotonic()
         run.running.set()
         flusher = threading.Thread(
@@ -161,6 +179,9 @@ class Execution:
                 status = Status.CANCELED  # asked before it ran: it never starts
                 run.canceled_by = run.cancel_requested_by
             elif run.inventory is not None:
+                if run.row.check:
+                    run.log.append_lines([CHECK_MARKER])
+                ran = True
                 result = self._run(
                     run, playbook_path(self.settings, run.row.kind), run.inventory, "main"
                 )
@@ -168,7 +189,13 @@ class Execution:
                 error, run.cut_tasks = result.error, result.running
                 if status == Status.CANCELED:
                     run.canceled_by = run.cancel_requested_by
-                if run.row.kind == Kind.COMMISSION and run.cleanup and status != Status.SUCCESSFUL:
+                # A check changed nothing: there is nothing to clean up.
+                if (
+                    run.row.kind == Kind.COMMISSION
+                    and run.cleanup
+                    and not run.row.check
+                    and status != Status.SUCCESSFUL
+                ):
                     cleanup = self._cleanup(run, run.inventory, hosts, status)
         except Exception as exc:
             log.exception("job %s could not run", job_id)
@@ -182,16 +209,22 @@ class Execution:
         if status == Status.CANCELED and self.stopping and run.canceled_by is None:
             status = Status.INTERRUPTED
         error = error or self._explain(run, status, rc, hosts)
+        untouched = ending.not_touched(run.row, status=status, hosts=hosts, ran=ran)
+        if untouched:
+            if not ran and status == Status.INTERRUPTED:
+                error = "clusterm was stopped before the job's playbook started"
+            error = f"{error or status}; {ending.untouched_text(untouched, ran=ran)}"
         if cleanup is not None and cleanup.status != RunStatus.SUCCESSFUL:
             # The nodes are failed either way; whether they were cleaned up is worth saying.
             by = f" by {run.cancel_requested_by}" if cleanup.status == RunStatus.CANCELED else ""
             error = f"{error or 'failed'}; its cleanup {cleanup.status}{by}"
         elapsed = time.monotonic() - started
         summary = f"[clusterm: job {job_id} {status}"
+        summary += " in check mode" if run.row.check else ""
         summary += f" (rc {rc})" if rc is not None else ""
         summary += f" after {elapsed:.1f} s" + (f": {error}]" if error else "]")
         run.log.close(["", summary])
-        self._finish(run, status=status, rc=rc, hosts=hosts, error=error)
+        self._finish(run, status=status, rc=rc, hosts=hosts, error=error, untouched=untouched)
 
     def _flush_loop(self, run: JobRun) -> None:
         while run.running.is_set() and not run.lead_lost:
@@ -277,7 +310,11 @@ class Execution:
                     env=ansible_env(self.settings),
                     timeout_s=self.settings.job_timeout_s,
                     wants_reports=True,
-                    all_task_results=self.settings.job_task_results,
+                    all_task_results=self.settings.job_task_results or run.row.check,
+                    # The request's tags are the job's playbook's: the cleanup runs whole.
+                    check=run.row.check,
+                    tags=tuple(run.row.tags or ()) if name == "main" else (),
+                    skip_tags=tuple(run.row.skip_tags or ()) if name == "main" else (),
                 )
                 return process.run_playbook(
                     spec,
@@ -294,7 +331,7 @@ class Execution:
         self, run: JobRun, inv: dict[str, Any], hosts: dict[str, dict[str, int]], status: Status
     ) -> RunResult | None:
         """The cleanup playbook on the hosts the job leaves failed; None when it did not run."""
-        failed = [n for n in run.row.nodes if not jobs.host_succeeded(hosts, n, status=status)]
+        failed = [n for n in run.row.nodes if not ending.host_succeeded(hosts, n, status=status)]
         if not failed or run.lead_lost or self.stopping:
             return None
         if run.cancel_requested_by is not None and not self._rearm_cancel(run):
@@ -321,6 +358,10 @@ class Execution:
     ) -> str | None:
         if status == Status.SUCCESSFUL:
             return None
+        if status == Status.INTERRUPTED and run.row.check:
+            return "clusterm was stopped while the check job was running; no node was moved"
+        if status == Status.INTERRUPTED and run.row.kind == Kind.MAINTENANCE:
+            return "clusterm was stopped while the job was running; its node stays where it was"
         if status == Status.INTERRUPTED:
             return "clusterm was stopped while the job was running; its nodes were marked failed"
         if status == Status.CANCELED:
@@ -347,6 +388,7 @@ class Execution:
         rc: int | None,
         hosts: dict[str, dict[str, int]],
         error: str | None,
+        untouched: list[str] | None = None,
     ) -> None:
         """The log's last lines and the job's end, in one fenced transaction.
 
@@ -364,7 +406,7 @@ class Execution:
             def then(session: Session) -> Job:
                 nonlocal batch
                 batch = run.results.finish(session, hosts)
-                return jobs.finish_job(
+                return ending.finish_job(
                     session=session,
                     job_id=run.row.id,
                     status=status,
@@ -372,6 +414,7 @@ class Execution:
                     hosts=hosts,
                     error=error,
                     failures=failures,
+                    untouched=untouched or (),
                 )
 
             try:

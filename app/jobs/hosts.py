@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.ansible.spec import TaskStatus
 from app.errors import Gone, NotFound
 from app.jobs import service as jobs
 from app.jobs.models import Job, JobHost, JobLog, JobTask
@@ -15,6 +16,31 @@ from app.jobs.views import job_view
 from app.jobs.vocabulary import ACTIVE_STATUSES
 
 PROBLEMS = ("failed", "unreachable")
+
+
+def would_change(*, session: Session, job: Job) -> dict[str, list[str]] | None:
+    """A check job's hosts, each with the names of the tasks that reported `changed` (they would
+    change something), in the order they ran; an empty list: nothing to change. None for a job
+    that is no check, or whose results are no longer kept (the recap's counts stay in `hosts`)."""
+    if not job.check:
+        return None
+    if job.status not in ACTIVE_STATUSES and session.get(JobLog, job.id) is None:
+        return None
+    rows = session.execute(
+        sa.select(JobTask.host, JobTask.task)
+        .where(
+            JobTask.job_id == job.id,
+            JobTask.run == "main",
+            JobTask.status == TaskStatus.CHANGED,
+        )
+        .order_by(JobTask.id)
+    ).all()
+    found: dict[str, list[str]] = {host: [] for host in job.hosts}
+    for host, task in rows:
+        names = found.setdefault(host, [])
+        if task not in names:  # a task that ran twice (an include in a loop) is named once
+            names.append(task)
+    return dict(sorted(found.items()))
 
 
 def task_view(task: JobTask, *, full: bool) -> dict[str, Any]:
@@ -71,6 +97,10 @@ def list_hosts(*, session: Session, job_id: int, kept: int) -> dict[str, Any]:
     for task in problems:
         by_host.setdefault(task.host, []).append(task_view(task, full=True))
     hosts = [_host_view(r) | {"failed_tasks": by_host.get(r.host, [])} for r in rows]
+    changes = would_change(session=session, job=job)
+    if changes is not None:
+        for host in hosts:
+            host["would_change"] = changes.get(host["host"], [])
     return {"job": _summary(job), "hosts": hosts}
 
 
@@ -103,4 +133,4 @@ def get_host(*, session: Session, job_id: int, host: str, kept: int) -> dict[str
 
 def _summary(job: Job) -> dict[str, Any]:
     view = job_view(job)
-    return {k: view[k] for k in ("id", "kind", "status", "desc", "error")}
+    return {k: view[k] for k in ("id", "kind", "status", "desc", "error", "check")}

@@ -42,7 +42,8 @@ def _failure_lines(tasks: list[dict[str, Any]]) -> list[str]:
 
 def _job_line(job: dict[str, Any]) -> str:
     error = f": {job['error']}" if job.get("error") else ""
-    return f"job {job['id']} ({job['desc']}): {job['status']}{error}\n"
+    check = " in check mode" if job.get("check") else ""
+    return f"job {job['id']} ({job['desc']}): {job['status']}{check}{error}\n"
 
 
 @router.get("/jobs/{job_id}/hosts", summary="A job's hosts: counts and failed tasks")
@@ -64,6 +65,11 @@ def list_job_hosts(
     failures = _failure_lines([t for h in body["hosts"] for t in h["failed_tasks"]])
     if failures:
         text += "\n" + "\n".join(failures) + "\n"
+    if body["job"].get("check"):
+        text += "\ncheck mode: nothing was changed; what each host would change:\n"
+        for h in body["hosts"]:
+            tasks = h.get("would_change") or []
+            text += f"{h['host']}: {'; '.join(tasks) if tasks else 'nothing'}\n"
     return _answer(body, text)
 
 

@@ -45,6 +45,15 @@ class Job(Base):
     # and a discover's addresses. Cleared when the job ends: the vars may hold secrets. JSON, not
     # JSONB: PostgreSQL keeps the text, so the vars' keys reach the playbook in the order sent.
     inputs: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
+    # A check job runs its playbook with --check --diff: it moves no node and changes nothing.
+    # The server defaults let a replica that predates these columns (migration 0011) still
+    # insert jobs during a rolling upgrade.
+    check: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The request's --tags and --skip-tags, as declared by the kind's playbook (app.ansible.tags).
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=sa.text("'[]'"))
+    skip_tags: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=sa.text("'[]'")
+    )
 
 
 class JobGlobals(Base):

@@ -18,7 +18,7 @@ from app.auth.service import Principal
 from app.deps import DbDep, FollowersDep, JobsDep
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.followers import Followers
-from app.jobs import follow, service, variables
+from app.jobs import follow, hosts, service, variables
 from app.jobs.filters import JobFilter
 from app.jobs.logstore import StoredJob
 from app.jobs.schemas import (
@@ -61,6 +61,10 @@ def _check_extra_vars(
         raise
 
 
+def _run_options(body: CommissionRequest | UpdateRequest | DecommissionRequest) -> dict[str, Any]:
+    return {"check": body.check, "tags": body.tags, "skip_tags": body.skip_tags}
+
+
 def _accepted(response: Response, job: Any) -> JobRead:
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobRead.model_validate(job)
@@ -74,6 +78,11 @@ def commission_nodes(
     request: Request,
     response: Response,
 ) -> JobRead:
+    """Commission nodes: the commission playbook on them (a job; 202 with its id).
+
+    `check: true` runs it with --check --diff: no node moves, nothing changes, and the job says
+    per host what would change. `tags` / `skip_tags` run or skip the playbook's tagged steps
+    (docs/jobs.md lists them); the name check and the verified join run whatever the tags."""
     _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.COMMISSION,
@@ -82,6 +91,7 @@ def commission_nodes(
         extra_vars=body.extra_vars,
         actor=who.name,
         cleanup=body.cleanup,
+        **_run_options(body),
     )
     return _accepted(response, job)
 
@@ -94,6 +104,9 @@ def decommission_nodes(
     request: Request,
     response: Response,
 ) -> JobRead:
+    """Decommission nodes: drain, leave the cluster, reset (a job; 202 with its id).
+
+    `check`, `tags` and `skip_tags` as for POST /commission/nodes."""
     _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.DECOMMISSION,
@@ -101,6 +114,7 @@ def decommission_nodes(
         host_group=None,
         extra_vars=body.extra_vars,
         actor=who.name,
+        **_run_options(body),
     )
     return _accepted(response, job)
 
@@ -109,6 +123,10 @@ def decommission_nodes(
 def update_nodes(
     body: UpdateRequest, who: OperatorDep, jobs: JobsDep, request: Request, response: Response
 ) -> JobRead:
+    """Update commissioned nodes: re-apply the configuration, in batches (a job).
+
+    `check: true` says what an update would change without changing it; `tags` / `skip_tags`
+    as for POST /commission/nodes (`tags: ["packages"]`: the packages only)."""
     _check_extra_vars(request, who, body.extra_vars, jobs)
     job = jobs.submit(
         kind=Kind.UPDATE,
@@ -116,6 +134,7 @@ def update_nodes(
         host_group=body.host_group,
         extra_vars=body.extra_vars,
         actor=who.name,
+        **_run_options(body),
     )
     return _accepted(response, job)
 
@@ -359,9 +378,10 @@ def get_job(
 ) -> JobRead | Response:
     with db.read() as session:
         job = service.get_job(session=session, job_id=job_id)
+        would_change = hosts.would_change(session=session, job=job)
         if wants_text(format, accept):
-            return Response(job_text(job), media_type=TEXT_MEDIA_TYPE)
-        return JobRead.model_validate(job)
+            return Response(job_text(job, would_change), media_type=TEXT_MEDIA_TYPE)
+        return JobRead.model_validate(job).model_copy(update={"would_change": would_change})
 
 
 @router.get("/globals", response_model=GlobalsRead, summary="Global extra vars of every job")

@@ -26,8 +26,7 @@ from app.cluster.leadership import Leadership, LeadLost
 from app.cluster.signals import JOBS, Signals
 from app.config import Settings
 from app.db import Database
-from app.jobs import logstore
-from app.jobs import service as jobs
+from app.jobs import ending, logstore
 from app.jobs.execution import Execution, JobRun
 
 log = logging.getLogger("clusterm.jobs")
@@ -117,19 +116,19 @@ class JobRunner:
         # A job this runner still drives is its own; one it stopped driving (a lead lost) is not.
         driving = running.row.id if running is not None and not running.lead_lost else None
         with self.db.read() as session:
-            found = jobs.abandoned_jobs(session=session, exclude=driving)
+            found = ending.abandoned_jobs(session=session, exclude=driving)
         killed = {
             job.id: sum(leftovers.kill_leftovers(d) for d in self.job_dir(job.id).glob("*/"))
             for job in found
         }
         with self.db.write() as session:
             self.leadership.fence(session)
-            ended = jobs.interrupt_abandoned(session=session, exclude=driving)
+            ended = ending.interrupt_abandoned(session=session, exclude=driving)
             for job in ended:
                 count = killed.get(job.id, 0)
                 closing = [
                     "",
-                    f"[clusterm: job {job.id} interrupted: {jobs.interruption(job)}]",
+                    f"[clusterm: job {job.id} interrupted: {ending.interruption(job)}]",
                     *([f"[clusterm: killed {count} leftover processes]"] if count else []),
                 ]
                 logstore.close_stored(session=session, job_id=job.id, lines=closing)

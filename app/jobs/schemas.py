@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
+from app.ansible import tags as ansible_tags
 from app.ansible.inventory import Address
 from app.jobs.vocabulary import Kind, Status
 from app.nodes.schemas import Address as NodeAddress
@@ -88,7 +89,43 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class CommissionRequest(_Input):
+def _tag_name(value: str) -> str:
+    problem = ansible_tags.name_problem(value)
+    if problem is not None:
+        raise ValueError(f"{problem} (docs/jobs.md lists the playbooks' tags)")
+    return value
+
+
+TagName = Annotated[str, AfterValidator(_tag_name)]
+
+
+class _RunOptions(_Input):
+    """How the kind's playbook runs: in check mode, and which of its tagged steps."""
+
+    check: bool = Field(
+        default=False,
+        description="Check mode: run the playbook with --check --diff. Nothing is changed on the "
+        "nodes and no node changes state; the job (marked check) says per host what would "
+        "change: GET /jobs/{id} (would_change) and GET /jobs/{id}/hosts. Refused (409) as the "
+        "real job would be when a node is not in a state the job starts from.",
+    )
+    tags: list[TagName] = Field(
+        default_factory=list,
+        max_length=ansible_tags.TAGS_MAX,
+        description="Run only the steps with these tags (ansible-playbook --tags). Each must be a "
+        "tag the kind's playbook declares (a 422 lists them). The node's name check, the verified "
+        "join and the cordon/drain around a change run whatever the tags: Ansible's special tags "
+        "(always, never, all, tagged, untagged) are refused.",
+    )
+    skip_tags: list[TagName] = Field(
+        default_factory=list,
+        max_length=ansible_tags.TAGS_MAX,
+        description="Skip the steps with these tags (ansible-playbook --skip-tags); the same "
+        "names and rules as tags: what carries the tag always cannot be skipped.",
+    )
+
+
+class CommissionRequest(_RunOptions):
     nodes: NodeList
     host_group: HostGroupField | None = None
     extra_vars: ExtraVars = _REQUEST_VARS
@@ -100,12 +137,12 @@ class CommissionRequest(_Input):
     )
 
 
-class DecommissionRequest(_Input):
+class DecommissionRequest(_RunOptions):
     nodes: NodeList
     extra_vars: ExtraVars = _REQUEST_VARS
 
 
-class UpdateRequest(_Input):
+class UpdateRequest(_RunOptions):
     nodes: NodeList
     host_group: HostGroupField | None = None
     extra_vars: ExtraVars = _REQUEST_VARS
@@ -153,3 +190,14 @@ class JobRead(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    check: bool = Field(
+        default=False, description="a check job: --check --diff, nothing changed, no node moved"
+    )
+    tags: list[str] = Field(default_factory=list, description="the steps it ran only (--tags)")
+    skip_tags: list[str] = Field(default_factory=list, description="the steps it skipped")
+    would_change: dict[str, list[str]] | None = Field(
+        default=None,
+        description="GET /jobs/{id} of a check job that has ended: per host, the names of the "
+        "tasks that would change something (empty: nothing to change); null elsewhere. Per task "
+        "at GET /jobs/{id}/hosts/{host}; null too once the job's results are no longer kept.",
+    )

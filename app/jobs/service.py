@@ -1,9 +1,10 @@
-"""Jobs as stored: accept a request (every check happens before a job exists), start, finish,
-settle the nodes, recover after a crash, list; and the global extra vars.
+"""Jobs as stored: accept a request (every check happens before a job exists), claim, cancel,
+list; and the global extra vars. How a job ends and settles its nodes: app.jobs.ending.
 
 A job's nodes move through the state machine twice: the *_start event when the job is accepted
-(in the same transaction as the job row, so a refused request changes nothing), and the
-*_succeed or *_fail event when it ends, chosen per host from that host's own result.
+(in the same transaction as the job row, so a refused request changes nothing), and, when it ends,
+the event app.jobs.ending chooses per host. A maintenance job moves its node only at its end, and
+a check job never moves one.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import Conflict, Invalid, JobActive, NodeNotFound, NotFound
-from app.jobs import results
 from app.jobs.filters import JobFilter
 from app.jobs.models import Job
-from app.jobs.results import HostFailure
 from app.jobs.vocabulary import Kind, Status
 from app.nodes import service as nodes
 from app.nodes.service import NodeView
 from app.nodes.vocabulary import Event, HostGroup, State
 from app.timeline import service as timeline
-from app.timeline.vocabulary import Result, Severity
+from app.timeline.vocabulary import Result
 
 # kind -> (start, succeed, fail) events; discover has no nodes to move.
 EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
@@ -39,13 +38,6 @@ EVENTS: dict[Kind, tuple[Event, Event, Event]] = {
     ),
     Kind.UPDATE: (Event.UPDATE_START, Event.UPDATE_SUCCEED, Event.UPDATE_FAIL),
     Kind.CLEANUP: (Event.CLEANUP_START, Event.CLEANUP_SUCCEED, Event.CLEANUP_FAIL),
-}
-_RESULT = {
-    Status.SUCCESSFUL: Result.SUCCEEDED,
-    Status.FAILED: Result.FAILED,
-    Status.TIMEOUT: Result.FAILED,
-    Status.CANCELED: Result.CANCELED,
-    Status.INTERRUPTED: Result.INTERRUPTED,
 }
 
 
@@ -89,12 +81,18 @@ def accept_job(
     actor: str,
     extra_var_names: Sequence[str] = (),
     inputs: dict[str, Any] | None = None,
+    check: bool = False,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
 ) -> Job:
     """Check everything, move the nodes to their *_start state and create the job (queued).
 
     `inputs` is what the leader needs to run it (the request's extra vars, a discover's
     addresses); it is kept on the row until the job ends. The timeline records the names of the
     request's extra vars, never their values (secrets).
+
+    A `check` job (--check --diff) moves no node, now or at its end; it is refused as the real
+    job would be (a node in a state the job does not start from, a worker with no master).
     """
     active = active_job(session=session)
     if active is not None:
@@ -116,6 +114,9 @@ def accept_job(
         active_slot=1,
         created_at=utcnow(),
         inputs=inputs,
+        check=check,
+        tags=list(tags),
+        skip_tags=list(skip_tags),
     )
     # The slot first, before any node row: concurrent requests (on any replica) queue on the one
     # unique slot, never on node rows taken in different orders, and the loser learns who won.
@@ -129,8 +130,16 @@ def accept_job(
             raise Conflict("another job was accepted meanwhile; send the request again") from None
         raise JobActive(job_id=winner.id, kind=winner.kind) from None
     moved: list[tuple[NodeView, State, State]] = []
-    if kind != Kind.DISCOVER:
+    if kind == Kind.MAINTENANCE:
+        _check_maintenance(session=session, names=names, inputs=inputs or {})
+        job.desc = maintenance_desc(job.desc, inputs or {})
+    elif kind != Kind.DISCOVER and check:
+        _would_start_nodes(session=session, kind=kind, names=names, host_group=host_group)
+    elif kind != Kind.DISCOVER:
         moved = _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
+        # Where each node was: a node the job never reaches goes back there (finish_job).
+        before = {node.name: str(from_state) for node, from_state, _ in moved}
+        job.inputs = {**(job.inputs or {}), STATES_BEFORE: before}
     timeline.record_event(
         session=session,
         action=kind,
@@ -138,8 +147,8 @@ def accept_job(
         result=Result.STARTED,
         actor=actor,
         job_id=job.id,
-        note=job.desc,
-        details={"extra_vars": sorted(extra_var_names)},
+        note=with_run_options(job, job.desc),
+        details={"extra_vars": sorted(extra_var_names), **run_options(job)},
     )
     for node, from_state, to_state in moved:
         timeline.record_event(
@@ -154,6 +163,72 @@ def accept_job(
             job_id=job.id,
         )
     return job
+
+
+def run_options(job: Job) -> dict[str, Any]:
+    """How the job runs its playbook, for its timeline events' details: only what differs from
+    a plain run, so an ordinary job's events stay as they were."""
+    options: dict[str, Any] = {}
+    if job.check:
+        options["check"] = True
+    if job.tags:
+        options["tags"] = list(job.tags)
+    if job.skip_tags:
+        options["skip_tags"] = list(job.skip_tags)
+    return options
+
+
+def with_run_options(job: Job, note: str | None) -> str | None:
+    """`note` with the job's check mode and tags said first: "check mode, tags packages: ..."."""
+    parts = []
+    if job.check:
+        parts.append("check mode")
+    if job.tags:
+        parts.append(f"tags {','.join(job.tags)}")
+    if job.skip_tags:
+        parts.append(f"skip tags {','.join(job.skip_tags)}")
+    if not parts:
+        return note
+    return ", ".join(parts) + (f": {note}" if note else "")
+
+
+def _would_start_nodes(
+    *, session: Session, kind: Kind, names: Sequence[str], host_group: HostGroup | None
+) -> None:
+    """Refuse a check job exactly as the real job would be refused: its start, in a savepoint
+    rolled back whatever happens (no node moves, no host group changes)."""
+    savepoint = session.begin_nested()
+    try:
+        _start_nodes(session=session, kind=kind, names=names, host_group=host_group)
+    finally:
+        savepoint.rollback()
+
+
+STATES_BEFORE = "states_before"  # in a job's inputs: each node's state before the job
+
+
+def maintenance_event(inputs: Mapping[str, Any]) -> Event:
+    """A maintenance job's event, from its inputs (`maintenance`: the request's body)."""
+    on = bool((inputs.get("maintenance") or {}).get("enabled"))
+    return Event.MAINTENANCE_ON if on else Event.MAINTENANCE_OFF
+
+
+def maintenance_desc(desc: str, inputs: Mapping[str, Any]) -> str:
+    """`maintenance on nodes w1 (drain)`: which way, in the job list's line."""
+    body = inputs.get("maintenance") or {}
+    way = "on" if maintenance_event(inputs) == Event.MAINTENANCE_ON else "off"
+    drain = " (drain)" if body.get("drain") else ""
+    return f"{desc.replace('maintenance ', f'maintenance {way} ', 1)}{drain}"[:DESC_MAX]
+
+
+def _check_maintenance(
+    *, session: Session, names: Sequence[str], inputs: Mapping[str, Any]
+) -> None:
+    """Refuse (409, naming the node, its state and what it allows) a maintenance its node's state
+    does not allow; the node moves only when the job succeeds."""
+    for name in names:
+        node = nodes.get_node(session=session, name=name)
+        nodes.check_event(node=node, event=maintenance_event(inputs))
 
 
 def _start_nodes(
@@ -237,7 +312,8 @@ def claim_next_job(*, session: Session, leader: str, epoch: int) -> tuple[Job, T
         reason="JobStarted",
         result=Result.STARTED,
         job_id=job.id,
-        note=f"run by {leader}",
+        note=with_run_options(job, f"run by {leader}"),
+        details=run_options(job) or None,
     )
     return job, Targets(nodes=targets, cluster_masters=masters)
 
@@ -270,159 +346,6 @@ def rearm_cancel(*, session: Session, job_id: int) -> None:
         .values(cancel_requested_by=None)
         .execution_options(synchronize_session=False)
     )
-
-
-def host_succeeded(hosts: dict[str, dict[str, int]], name: str, *, status: Status) -> bool:
-    """A host succeeded when it neither failed nor was unreachable; one Ansible never reached
-    counts as succeeded only when the whole run did (it had nothing to do)."""
-    if status in (Status.CANCELED, Status.TIMEOUT, Status.INTERRUPTED):
-        return False
-    counts = hosts.get(name)
-    if counts is None:
-        return status == Status.SUCCESSFUL
-    return counts.get("failed", 0) == 0 and counts.get("unreachable", 0) == 0
-
-
-def finish_job(
-    *,
-    session: Session,
-    job_id: int,
-    status: Status,
-    rc: int | None,
-    hosts: dict[str, dict[str, int]],
-    error: str | None,
-    failures: Mapping[str, HostFailure] | None = None,
-) -> Job:
-    """Record the end of a job and move each of its nodes by its own host's result;
-    `failures` says why a host failed (app.jobs.results), else how the job ended does."""
-    job = get_job(session=session, job_id=job_id)
-    job.status = status
-    job.rc = rc
-    job.hosts = hosts
-    job.error = error
-    job.finished_at = utcnow()
-    job.active_slot = None
-    job.inputs = None  # the request's vars may hold secrets: they go with the job's end
-    duration_ms = None
-    if job.started_at is not None:
-        duration_ms = int((job.finished_at - job.started_at).total_seconds() * 1000)
-    if job.kind != Kind.DISCOVER:
-        _settle_nodes(session=session, job=job, status=status, failures=failures or {})
-    else:
-        for host, counts in hosts.items():
-            ok = host_succeeded(hosts, host, status=status)
-            timeline.record_event(
-                session=session,
-                action=Kind.DISCOVER,
-                reason="HostReachable" if ok else "HostUnreachable",
-                result=Result.SUCCEEDED if ok else Result.FAILED,
-                severity=Severity.INFO if ok else Severity.WARNING,
-                job_id=job.id,
-                note=host,
-                details=counts,
-            )
-    timeline.record_event(
-        session=session,
-        action=job.kind,
-        reason=f"Job{status.capitalize()}",
-        result=_RESULT[status],
-        severity=Severity.INFO if status == Status.SUCCESSFUL else Severity.WARNING,
-        job_id=job.id,
-        duration_ms=duration_ms,
-        note=error,
-        details={"rc": rc, "status": status},
-    )
-    return job
-
-
-def _settle_nodes(
-    *, session: Session, job: Job, status: Status, failures: Mapping[str, HostFailure]
-) -> None:
-    _, succeed, fail = EVENTS[job.kind]
-    rows = nodes.find_nodes(session=session, names=job.nodes)
-    for _, node in sorted(rows.items()):
-        ok = host_succeeded(job.hosts, node.name, status=status)
-        try:
-            from_state, to_state = nodes.apply_event(
-                session=session, node=node, event=succeed if ok else fail
-            )
-        except Conflict:
-            # Someone moved the node meanwhile (it cannot happen through the API while the job
-            # holds it, but a restart may find it anywhere): leave it where it is.
-            continue
-        why = None if ok else _why(job, node.name, status=status, failures=failures)
-        timeline.record_event(
-            session=session,
-            action=job.kind,
-            reason="HostSucceeded" if ok else "HostFailed",
-            result=Result.SUCCEEDED if ok else _RESULT[status],
-            severity=Severity.INFO if ok else Severity.WARNING,
-            node=node,
-            from_state=from_state,
-            to_state=to_state,
-            job_id=job.id,
-            # A failed host's note says why in one line; details hold reason, task and message.
-            note=why.note() if why else None,
-            details={**job.hosts.get(node.name, {}), **why.details()}
-            if why
-            else job.hosts.get(node.name),
-        )
-
-
-def _why(
-    job: Job, name: str, *, status: Status, failures: Mapping[str, HostFailure]
-) -> HostFailure:
-    """Why a host failed: what its tasks said (`failures`), else how the job ended
-    (results.explain), else only its counts (a job ended by a new leader, say)."""
-    known = failures.get(name)
-    if known is not None:
-        return known
-    return results.explain(
-        status=status,
-        counts=job.hosts.get(name),
-        last_failed=None,
-        last_unreachable=None,
-        running_task=None,
-    )
-
-
-def abandoned_jobs(*, session: Session, exclude: int | None = None) -> list[Job]:
-    """Jobs a leader took and no longer drives: running, or queued but claimed. A queued job
-    nobody claimed is not among them: the next runner runs it."""
-    query = sa.select(Job).where(
-        sa.or_(
-            Job.status == Status.RUNNING,
-            sa.and_(Job.status == Status.QUEUED, Job.leader.is_not(None)),
-        )
-    )
-    if exclude is not None:
-        query = query.where(Job.id != exclude)
-    return list(session.scalars(query.order_by(Job.id)))
-
-
-def interruption(job: Job) -> str:
-    """Why an abandoned job ended, as its error says and its log's last line."""
-    who = f"the replica {job.leader}" if job.leader else "the replica"
-    return (
-        f"clusterm stopped while this job was running ({who} that ran it stopped or lost the lead)"
-    )
-
-
-def interrupt_abandoned(*, session: Session, exclude: int | None = None) -> list[Job]:
-    """Mark every abandoned job interrupted (a leader that died, stopped or lost the lead), its
-    nodes settled as failed. Called by a new leader, in a fenced transaction."""
-    abandoned = abandoned_jobs(session=session, exclude=exclude)
-    for job in abandoned:
-        finish_job(
-            session=session,
-            job_id=job.id,
-            status=Status.INTERRUPTED,
-            rc=None,
-            hosts=job.hosts,
-            error=f"{interruption(job)}: a crash, a kill, a reboot or a lost lead; its nodes "
-            "were marked failed: check them, then run the job again",
-        )
-    return abandoned
 
 
 def get_job(*, session: Session, job_id: int) -> Job:

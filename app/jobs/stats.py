@@ -1,8 +1,8 @@
 """The jobs' totals for GET /metrics, at a cost that stays flat as the job table grows.
 
 An ended job never changes again, and no job row is ever deleted:
-- its end is written once, by `service.finish_job` (the leader that ran it, in a fenced
-  transaction) or by `service.interrupt_abandoned` (a new leader, for jobs still running or
+- its end is written once, by `ending.finish_job` (the leader that ran it, in a fenced
+  transaction) or by `ending.interrupt_abandoned` (a new leader, for jobs still running or
   claimed); neither touches a job whose status is already final;
 - `kind` is set when the job is accepted, `started_at` when it is claimed, `finished_at` with its
   final status; nothing writes them afterwards;

@@ -1,6 +1,6 @@
 """A job's extra vars: who may send which, the global ones, and how the layers merge.
 
-settings < globals < request, then clusterm's own two on top. The leader merges them when it
+settings < globals < request, then clusterm's own on top. The leader merges them when it
 claims the job (app.jobs.execution), so a globals change reaches every job not yet started.
 """
 
@@ -14,6 +14,7 @@ from app import operator_vars
 from app.auth.vocabulary import Role
 from app.db import utcnow
 from app.jobs.models import Job, JobGlobals
+from app.jobs.vocabulary import Kind
 from app.timeline import service as timeline
 from app.timeline.vocabulary import Result, Severity
 
@@ -66,11 +67,11 @@ def merge_extra_vars(
     request_vars: dict[str, Any],
     job: Job,
 ) -> dict[str, Any]:
-    """settings < globals < request; clusterm's own two on top, so a playbook can trust them."""
-    return {
-        **settings_vars,
-        **global_vars,
-        **request_vars,
-        "clusterm_job_id": job.id,
-        "clusterm_job_kind": job.kind,
-    }
+    """settings < globals < request; clusterm's own on top, so a playbook can trust them: the
+    job's id and kind, and a maintenance job's two from its request's body (never extra vars)."""
+    own: dict[str, Any] = {"clusterm_job_id": job.id, "clusterm_job_kind": job.kind}
+    if job.kind == Kind.MAINTENANCE:
+        body = (job.inputs or {}).get("maintenance") or {}
+        own["clusterm_maintenance"] = body.get("enabled") is True
+        own["clusterm_maintenance_drain"] = body.get("drain") is True
+    return {**settings_vars, **global_vars, **request_vars, **own}

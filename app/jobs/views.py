@@ -39,6 +39,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "started_at": ts(job.started_at),
         "finished_at": ts(job.finished_at),
         "hosts": job.hosts,
+        "check": bool(job.check),
+        "tags": list(job.tags or []),
+        "skip_tags": list(job.skip_tags or []),
     }
 
 
@@ -74,10 +77,22 @@ def _stamp(value: dt.datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _kind(job: Job) -> str:
+    """The job's kind, with how it ran when that differs: `update (check, tags packages)`."""
+    how = []
+    if job.check:
+        how.append("check")
+    if job.tags:
+        how.append(f"tags {','.join(job.tags)}")
+    if job.skip_tags:
+        how.append(f"skip {','.join(job.skip_tags)}")
+    return f"{job.kind} ({', '.join(how)})" if how else str(job.kind)
+
+
 def _job_row(job: Job) -> tuple[object, ...]:
     return (
         job.id,
-        job.kind,
+        _kind(job),
         job.status,
         job.rc,
         job.nodes,
@@ -93,8 +108,9 @@ def jobs_table(jobs: Iterable[Job]) -> str:
     return render_table(JOB_HEADERS, [_job_row(job) for job in jobs])
 
 
-def job_text(job: Job) -> str:
-    """`GET /jobs/{id}?format=text`: the job's row, then one row per host Ansible reported."""
+def job_text(job: Job, would_change: dict[str, list[str]] | None = None) -> str:
+    """`GET /jobs/{id}?format=text`: the job's row, then one row per host Ansible reported; for a
+    check job, what each host would change."""
     text = render_table(JOB_HEADERS, [_job_row(job)])
     if job.hosts:
         keys = [header.lower() for header in HOST_HEADERS[1:]]
@@ -102,4 +118,8 @@ def job_text(job: Job) -> str:
             (host, *(counts.get(k, 0) for k in keys)) for host, counts in sorted(job.hosts.items())
         ]
         text += "\n" + render_table(HOST_HEADERS, rows)
+    if would_change is not None:
+        text += "\ncheck mode: nothing was changed; what each host would change:\n"
+        for host, tasks in would_change.items():
+            text += f"{host}: {'; '.join(tasks) if tasks else 'nothing'}\n"
     return text

@@ -15,6 +15,7 @@ class Kind(StrEnum):
     UPDATE = "update"
     DISCOVER = "discover"
     CLEANUP = "cleanup"  # the cleanup playbook on failed nodes, asked for by an operator
+    MAINTENANCE = "maintenance"  # cordon (and drain) or uncordon one node, asked for by a user
 
 
 class Status(StrEnum):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from app.ansible import inventory
+from app.ansible import tags as ansible_tags
 from app.cluster.leadership import Leadership
 from app.cluster.signals import JOBS, Signals
 from app.config import Settings
@@ -88,10 +89,17 @@ class JobManager:
         addresses: list[inventory.Address] | None = None,
         fence: Callable[[Session], None] | None = None,
         cleanup: bool = True,
+        check: bool = False,
+        tags: Sequence[str] = (),
+        skip_tags: Sequence[str] = (),
+        maintenance: dict[str, bool] | None = None,
     ) -> Job:
         """Accept a job (every check done before it exists); the leader runs it. `fence`: the
         leader's own job (a drift re-join), refused in its transaction when the lead is gone.
-        `cleanup`: a commission runs the cleanup playbook on the nodes it leaves failed."""
+        `cleanup`: a commission runs the cleanup playbook on the nodes it leaves failed.
+        `check`: --check --diff, no node moved; `tags`, `skip_tags`: declared tags of the
+        kind's playbook (app.ansible.tags), else a 422. `maintenance`: a maintenance job's
+        `enabled` and `drain`, which become its playbook's clusterm_maintenance vars."""
         if not self._accepting:
             raise self._refused()
         playbook = playbook_path(self.settings, kind)
@@ -101,10 +109,13 @@ class JobManager:
                 f"{kind}_playbook or playbook_dir",
                 setting=f"{kind}_playbook",
             )
+        # Read from the playbook's files (cached): before the transaction, which it never needs.
+        ansible_tags.check_tags(playbook=playbook, kind=kind, tags=tags, skip_tags=skip_tags)
         inputs = {
             "extra_vars": extra_vars,
             "addresses": [dataclasses.asdict(a) for a in addresses or []],
             "cleanup": cleanup,
+            **({"maintenance": dict(maintenance)} if maintenance is not None else {}),
         }
         with self.db.write() as session:
             if not self._accepting:
@@ -119,6 +130,9 @@ class JobManager:
                 actor=actor,
                 extra_var_names=list(extra_vars),
                 inputs=inputs,
+                check=check,
+                tags=list(tags),
+                skip_tags=list(skip_tags),
             )
             self.signals.publish(JOBS, session=session)
         return job

@@ -6,10 +6,18 @@ from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
 from app.auth.deps import AdminDep, ViewerDep
-from app.deps import DbDep
-from app.errors import NOT_JSON, ValidationFailed
+from app.deps import DbDep, JobsDep
+from app.errors import NOT_JSON, NodeNotFound, ValidationFailed
+from app.jobs.schemas import JobRead
+from app.jobs.vocabulary import Kind
 from app.nodes import service, views
-from app.nodes.schemas import MaintenanceChange, NodeCreate, NodeRead, NodeUpdate
+from app.nodes.schemas import (
+    MaintenanceChange,
+    NodeCreate,
+    NodeRead,
+    NodeUpdate,
+    check_node_name,
+)
 from app.nodes.vocabulary import HostGroup, State
 from app.tables import TEXT_MEDIA_TYPE, TEXT_RESPONSE, wants_text
 
@@ -107,10 +115,30 @@ def delete_node(name: str, db: DbDep, who: AdminDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/nodes/{name}/maintenance", response_model=NodeRead)
-def set_maintenance(name: str, change: MaintenanceChange, db: DbDep, who: AdminDep) -> NodeRead:
-    with db.write() as session:
-        node = service.set_maintenance(
-            session=session, name=name, enabled=change.enabled, actor=who.name
-        )
-    return service.read_node(node=node, role=who.role)
+@router.put(
+    "/nodes/{name}/maintenance",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    summary="Cordon (and drain) a commissioned node, or uncordon one in maintenance: a job",
+)
+def set_maintenance(
+    name: str, change: MaintenanceChange, who: AdminDep, jobs: JobsDep, response: Response
+) -> JobRead:
+    """Runs the maintenance playbook on the node (a job of kind `maintenance`); the node moves
+    to `maintenance` (or back to `commissioned`) when the job succeeds, and stays when it fails.
+    A node in a state that allows no such move is a 409, before any job exists."""
+    try:
+        check_node_name(name)
+    except ValueError:
+        # No node has this name, and the job row would store it (a NUL is a driver error).
+        raise NodeNotFound(name[:253]) from None
+    job = jobs.submit(
+        kind=Kind.MAINTENANCE,
+        names=[name],
+        host_group=None,
+        extra_vars={},
+        actor=who.name,
+        maintenance={"enabled": change.enabled, "drain": change.drain},
+    )
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobRead.model_validate(job)

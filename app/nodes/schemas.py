@@ -10,7 +10,16 @@ import re
 import socket
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.nodes.vocabulary import HostGroup, State
 
@@ -222,7 +231,25 @@ class NodeUpdate(_Input):
 
 
 class MaintenanceChange(_Input):
-    enabled: bool
+    enabled: bool = Field(
+        description="true: cordon the node (no new pods) and put it in maintenance; false: "
+        "uncordon it and take it out"
+    )
+    drain: bool = Field(
+        default=False,
+        description="with enabled true: also drain the node (evict its pods, as kubectl drain)",
+    )
+
+    @field_validator("drain")
+    @classmethod
+    def _drain_only_on(cls, drain: bool, info: ValidationInfo) -> bool:
+        # Checked here, not in a model validator, so that the error names the field "drain".
+        if drain and info.data.get("enabled") is False:
+            raise ValueError(
+                "is for enabled true (cordon and drain); to take the node out of maintenance "
+                'send {"enabled": false}'
+            )
+        return drain
 
 
 class NodeRead(BaseModel):

@@ -320,7 +320,7 @@ def delete_node(*, session: Session, name: str, actor: str) -> Node:
 def apply_event(*, session: Session, node: NodeView, event: Event) -> tuple[State, State]:
     """Move `node` along the state machine; return (from_state, to_state).
 
-    The only way a node's state changes: jobs and the maintenance route both come through here.
+    The only way a node's state changes: every job (a maintenance too) comes through here.
     It records nothing itself: the caller records the transition on the timeline with the
     returned states, together with why it happened (a job's outcome, an operator's request).
     """
@@ -343,21 +343,21 @@ def apply_event(*, session: Session, node: NodeView, event: Event) -> tuple[Stat
     return from_state, to_state
 
 
-def set_maintenance(*, session: Session, name: str, enabled: bool, actor: str) -> Node:
-    node = get_node(session=session, name=name)
-    event = Event.MAINTENANCE_ON if enabled else Event.MAINTENANCE_OFF
-    from_state, to_state = apply_event(session=session, node=node, event=event)
-    timeline.record_event(
-        session=session,
-        action="maintenance",
-        reason="MaintenanceOn" if enabled else "MaintenanceOff",
-        result=Result.SUCCEEDED,
-        node=node,
-        actor=actor,
-        from_state=from_state,
-        to_state=to_state,
-    )
-    return node
+def check_event(*, node: NodeView, event: Event) -> State:
+    """The state `event` would move `node` to, changing nothing: IllegalTransition (409) when
+    the table has no such move (a job whose node moves only at its end checks it up front)."""
+    try:
+        return lifecycle.next_state(node.state, event)
+    except lifecycle.TransitionRefused as exc:
+        raise IllegalTransition(
+            node=node.name, state=node.state, event=event, allowed=exc.allowed
+        ) from None
+
+
+def untouched_event(*, start: Event, before: State) -> Event | None:
+    """The event that takes a node a rolling job never reached (it started with `start`) back
+    to `before`, its state before the job; None when the lifecycle has none."""
+    return lifecycle.UNTOUCHED.get((start, before))
 
 
 def ansible_host(node: NodeView) -> inventory.Host:
@@ -369,4 +369,5 @@ def ansible_host(node: NodeView) -> inventory.Host:
         ssh_user=node.ssh_user,
         host_group=str(node.host_group),
         vars=dict(node.vars),
+        labels=dict(node.labels),
     )

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    """Where a node is in its lifecycle; only jobs and maintenance move it."""
+    """Where a node is in its lifecycle; only jobs (maintenance is one) move it."""
 
     REGISTERED = "registered"
     PROVISIONING = "provisioning"
@@ -26,7 +26,8 @@ class State(StrEnum):
 
 class Event(StrEnum):
     """What moves a node from one state to the next (`lifecycle.TRANSITIONS`): jobs drive the
-    *_start/_succeed/_fail events, a user the maintenance pair."""
+    *_start/_succeed/_fail events, the *_untouched ones (a rolling job that stopped before the
+    node's batch) and, for a user's maintenance job, the maintenance pair."""
 
     COMMISSION_START = "commission_start"
     COMMISSION_SUCCEED = "commission_succeed"
@@ -34,9 +35,13 @@ class Event(StrEnum):
     UPDATE_START = "update_start"
     UPDATE_SUCCEED = "update_succeed"
     UPDATE_FAIL = "update_fail"
+    UPDATE_UNTOUCHED = "update_untouched"
     DECOMMISSION_START = "decommission_start"
     DECOMMISSION_SUCCEED = "decommission_succeed"
     DECOMMISSION_FAIL = "decommission_fail"
+    DECOMMISSION_UNTOUCHED = "decommission_untouched"
+    # A failed node the decommission never reached goes back to failed, not to the cluster.
+    DECOMMISSION_UNTOUCHED_FAILED = "decommission_untouched_failed"
     CLEANUP_START = "cleanup_start"
     CLEANUP_SUCCEED = "cleanup_succeed"
     CLEANUP_FAIL = "cleanup_fail"

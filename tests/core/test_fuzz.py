@@ -61,6 +61,7 @@ PLAYBOOK_SETTINGS = (
     "decommission_playbook",
     "cleanup_playbook",
     "update_playbook",
+    "maintenance_playbook",
     "cluster_nodes_playbook",
 )
 COMPONENTS = (

@@ -23,7 +23,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.clients: list[httpx.Client] = []
 
-    def start(self) -> httpx.Client:
+    def start(self, ready_timeout_s: float = 20) -> httpx.Client:
         env = {
             **os.environ,
             "CLUSTERM_PLAYBOOK_DIR": str(PLAYBOOKS),
@@ -39,7 +39,7 @@ class Daemon:
                 stdout=subprocess.DEVNULL,
                 env=env,
             )
-        wait_ready(self.url, self.proc)
+        wait_ready(self.url, self.proc, timeout=ready_timeout_s)
         token = (self.data_dir / "admin.token").read_text().strip()
         client = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10

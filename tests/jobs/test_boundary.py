@@ -87,7 +87,7 @@ ADMIN_ONLY_ATTEMPTS = [
     {"clusterm_node_root": "/etc"},
     {"clusterm_first_master": "w1"},
     {"clusterm_k8s_apt_repo": "http://evil.example/"},
-    {"clusterm_cni_manifest": "http://evil.example/cni.yml"},
+    {"clusterm_cni_manifest_url": "http://evil.example/cni.yml"},
     {"clusterm_allow_name_mismatch": True},
     # a name the playbooks register themselves, and one nobody declared
     {"clusterm_join_command": {"stdout_lines": ["sh -c id"]}},

@@ -17,7 +17,7 @@ from app.cluster.leadership import LeadLost, SoleLeader
 from app.cluster.signals import Signals
 from app.db import Database, upgrade
 from app.errors import JobActive
-from app.jobs import logstore
+from app.jobs import ending, logstore
 from app.jobs import service as jobs
 from app.jobs.logstore import LogCache, LogWriter, StoredJob, snapshot
 from app.jobs.models import Job, JobLog, JobLogChunk
@@ -123,7 +123,7 @@ def test_a_log_read_through_the_database_matches_the_buffer(
             same(served(db, follower, job.id).log.read(), buf.read())
     buf.close(["", "[the end]"])
     writer.flush(
-        lambda session: jobs.finish_job(
+        lambda session: ending.finish_job(
             session=session, job_id=job.id, status=Status.SUCCESSFUL, rc=0, hosts={}, error=None
         )
     )
@@ -152,7 +152,7 @@ def test_a_finished_job_is_served_without_the_database(db: Database, leader: Sol
     buf.append_lines(["one", "two"])
     buf.close(["done"])
     LogWriter(db=db, leadership=leader, job_id=job.id, buffer=buf).flush(
-        lambda session: jobs.finish_job(
+        lambda session: ending.finish_job(
             session=session, job_id=job.id, status=Status.FAILED, rc=2, hosts={}, error="x"
         )
     )
@@ -192,7 +192,7 @@ def test_a_fenced_write_after_the_lead_is_lost_raises_and_changes_nothing(
     buf.close(["more", "lines"])
     with pytest.raises(LeadLost):
         writer.flush(
-            lambda session: jobs.finish_job(
+            lambda session: ending.finish_job(
                 session=session, job_id=job.id, status=Status.SUCCESSFUL, rc=0, hosts={}, error=None
             )
         )
@@ -278,7 +278,7 @@ def test_only_the_newest_jobs_keep_their_stored_logs(db: Database, leader: SoleL
         buf.close([f"end of {n}"])
 
         def finish(session: sa.orm.Session, job_id: int = job.id) -> Job:
-            return jobs.finish_job(
+            return ending.finish_job(
                 session=session, job_id=job_id, status=Status.SUCCESSFUL, rc=0, hosts={}, error=None
             )
 

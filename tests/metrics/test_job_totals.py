@@ -15,8 +15,7 @@ from prometheus_client import generate_latest
 from sqlalchemy import event
 
 from app.db import Database
-from app.jobs import service as jobs
-from app.jobs import stats
+from app.jobs import ending, stats
 from app.jobs.models import Job
 from app.jobs.stats import DURATION_BUCKETS, EndedJobs, JobTotals
 from app.jobs.vocabulary import ACTIVE_STATUSES, Kind, Status
@@ -100,7 +99,7 @@ def test_totals_kept_between_scrapes_are_those_read_afresh(db: Database) -> None
     check()
     # Recovery ends the fifth (its leader is gone) while the third still runs.
     with db.write() as session:
-        ended = jobs.interrupt_abandoned(session=session, exclude=third)
+        ended = ending.interrupt_abandoned(session=session, exclude=third)
         assert [job.id for job in ended] == [fifth]
         session.execute(
             sa.update(Job)
@@ -110,7 +109,7 @@ def test_totals_kept_between_scrapes_are_those_read_afresh(db: Database) -> None
     check()
     check()  # a scrape with nothing new adds nothing twice
     with db.write() as session:
-        jobs.finish_job(
+        ending.finish_job(
             session=session, job_id=third, status=Status.TIMEOUT, rc=None, hosts={}, error="x"
         )
         session.execute(

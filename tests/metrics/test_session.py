@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.jobs.vocabulary import ACTIVE_STATUSES, Kind, Status
 from tests.core.server import Server
 from tests.core.test_daemon import CLUSTERM
 from tests.jobs.conftest import local_node, wait_finished
@@ -23,6 +24,8 @@ from tests.metrics.conftest import by_label, scrape, value
 # Enough lines to overflow the smallest log cap (64 KiB), so the tail drops some.
 PRINTED_LINES = 12_000
 LOG_CAP = 64 * 1024
+
+FINAL_STATUSES = [s for s in Status if s not in ACTIVE_STATUSES]
 
 
 @pytest.fixture
@@ -132,7 +135,8 @@ def test_a_scrape_tells_what_the_session_did(server: Server) -> None:
         for labels, v in samples["clusterm_jobs_total"]
         if labels["kind"] != "commission" or labels["status"] not in ("failed", "successful")
     ]
-    assert len(others) == 5 * 5 - 2  # every kind and final status, from the first scrape on
+    # Every kind and final status, from the first scrape on.
+    assert len(others) == len(Kind) * len(FINAL_STATUSES) - 2
     assert all(v == 0 for _, v in others)
     assert value(samples, "clusterm_job_duration_seconds_count", kind="commission") == 2
     assert by_label(samples, "clusterm_nodes", "state") == {

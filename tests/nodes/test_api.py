@@ -126,7 +126,10 @@ def test_host_group_cannot_change_while_commissioned(admin: TestClient, db: Data
     assert admin.get("/info/node/n1").json()["host_group"] == "worker"
 
 
-def test_maintenance_round_trip(admin: TestClient, db: Database) -> None:
+def test_maintenance_is_refused_before_any_job_from_a_state_that_allows_none(
+    admin: TestClient, db: Database
+) -> None:
+    """The move itself is a job (tests/jobs/test_maintenance.py); a refusal creates none."""
     admin.post("/nodes", json=node_body("n1"))
     r = admin.put("/nodes/n1/maintenance", json={"enabled": True})
     assert r.status_code == 409
@@ -139,12 +142,11 @@ def test_maintenance_round_trip(admin: TestClient, db: Database) -> None:
         "transition": "maintenance_on",
     }
     set_state(db, "n1", "commissioned")
-    assert admin.put("/nodes/n1/maintenance", json={"enabled": True}).json()["state"] == (
-        "maintenance"
-    )
-    assert admin.put("/nodes/n1/maintenance", json={"enabled": False}).json()["state"] == (
-        "commissioned"
-    )
+    r = admin.put("/nodes/n1/maintenance", json={"enabled": False})
+    assert r.status_code == 409
+    assert r.json()["transition"] == "maintenance_off"
+    assert admin.get("/jobs").json() == []
+    assert admin.get("/info/node/n1").json()["state"] == "commissioned"
 
 
 def field_of(response: Any) -> str:

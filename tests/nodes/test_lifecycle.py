@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from app.db import Database
 from app.errors import IllegalTransition
 from app.nodes import service
-from app.nodes.lifecycle import PROTECTED_STATES, TRANSITIONS, next_state
+from app.nodes.lifecycle import PROTECTED_STATES, TRANSITIONS, UNTOUCHED, next_state
 from app.nodes.models import Node
 from app.nodes.schemas import NodeCreate
 from app.nodes.vocabulary import Event, State
@@ -24,10 +24,13 @@ EXPECTED = {
     ("commissioned", "update_start"): "updating",
     ("updating", "update_succeed"): "commissioned",
     ("updating", "update_fail"): "failed",
+    ("updating", "update_untouched"): "commissioned",
     ("commissioned", "decommission_start"): "decommissioning",
     ("failed", "decommission_start"): "decommissioning",
     ("decommissioning", "decommission_succeed"): "decommissioned",
     ("decommissioning", "decommission_fail"): "failed",
+    ("decommissioning", "decommission_untouched"): "commissioned",
+    ("decommissioning", "decommission_untouched_failed"): "failed",
     ("failed", "cleanup_start"): "cleaning",
     ("cleaning", "cleanup_succeed"): "registered",
     ("cleaning", "cleanup_fail"): "failed",
@@ -52,6 +55,22 @@ def test_every_pair(state: State, event: Event) -> None:
 
 def test_table_has_nothing_beyond_the_written_lifecycle() -> None:
     assert {(s.value, e.value): t.value for (s, e), t in TRANSITIONS.items()} == EXPECTED
+
+
+def test_an_untouched_node_goes_back_to_its_state_before_the_job() -> None:
+    """lifecycle.UNTOUCHED: from each state a rolling job starts from, its start event, then the
+    untouched event, lead back to that state; and every state a job starts from has one."""
+    assert {(e.value, s.value): u.value for (e, s), u in UNTOUCHED.items()} == {
+        ("update_start", "commissioned"): "update_untouched",
+        ("decommission_start", "commissioned"): "decommission_untouched",
+        ("decommission_start", "failed"): "decommission_untouched_failed",
+    }
+    for (start, before), untouched in UNTOUCHED.items():
+        assert next_state(next_state(before, start), untouched) == before
+    starts = {
+        (s, e) for (s, e) in TRANSITIONS if e in (Event.UPDATE_START, Event.DECOMMISSION_START)
+    }
+    assert {(s, e) for (e, s) in UNTOUCHED} == starts
 
 
 def test_every_state_is_reachable_from_registered() -> None:

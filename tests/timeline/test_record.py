@@ -93,26 +93,22 @@ def test_an_event_exists_exactly_when_its_change_does(store: Database) -> None:
         assert session.scalar(sa.select(Node.labels).where(Node.name == "n1")) == {}
 
 
-def test_maintenance_transition_records_from_and_to(store: Database) -> None:
+def test_a_transition_is_recorded_by_its_caller_not_by_apply_event(store: Database) -> None:
+    """apply_event only moves the node: the job that moves it records why (a maintenance job's
+    MaintenanceOn, with from and to state: tests/jobs/test_maintenance.py)."""
     with store.write() as session:
         [node] = nodes.register_nodes(
             session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")], actor="ops"
         )
         node.state = State.COMMISSIONED
     with store.write() as session:
-        nodes.set_maintenance(session=session, name="n1", enabled=True, actor="ops")
-    with store.write() as session:
         node = nodes.get_node(session=session, name="n1")
-        from_state, to_state = nodes.apply_event(
-            session=session, node=node, event=Event.MAINTENANCE_OFF
-        )
-    [event] = events(store, action="maintenance")
-    assert (event.from_state, event.to_state, event.reason) == (
-        "commissioned",
-        "maintenance",
-        "MaintenanceOn",
-    )
-    assert (from_state, to_state) == ("maintenance", "commissioned")
+        moves = [
+            nodes.apply_event(session=session, node=node, event=event)
+            for event in (Event.MAINTENANCE_ON, Event.MAINTENANCE_OFF)
+        ]
+    assert moves == [("commissioned", "maintenance"), ("maintenance", "commissioned")]
+    assert events(store, action="maintenance") == []
 
 
 def test_ids_follow_commit_order_under_concurrent_writers(store: Database) -> None:

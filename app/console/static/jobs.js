@@ -24,7 +24,7 @@ const PAGE_SIZE = 25;
 const ACTIVE_TAIL = 500; // the Jobs page shows the active job's end; its own page has more
 const IDLE_POLL_MS = 5000; // how often the Jobs page looks for a job starting
 const HOSTS_POLL_MS = 10000; // how often a running job's page refreshes its hosts' counts
-const KINDS = ["commission", "decommission", "update", "discover", "cleanup"];
+const KINDS = ["commission", "decommission", "update", "discover", "cleanup", "maintenance"];
 const STATUSES = ["queued", "running", "successful", "failed", "canceled", "timeout", "interrupted"];
 const ACTIVE = ["queued", "running"];
 const ENDED = STATUSES.filter((s) => !ACTIVE.includes(s));
@@ -56,6 +56,21 @@ function jobId(text) {
 const jobPath = (id) => `/jobs/${encodeURIComponent(id)}`;
 const hostHref = (id, host) => `#/jobs/${encodeURIComponent(id)}/hosts/${encodeURIComponent(host)}`;
 
+// A check job changed nothing: marked wherever the job is shown, so nobody reads its "successful"
+// as work done. Tags say which steps ran.
+function checkMark(job) {
+  if (!job.check) return null;
+  return h("span", { class: "badge badge-busy", "data-testid": "job-check", title: "ran with --check --diff: nothing was changed" }, "check");
+}
+
+function kindCell(job, { mark = true } = {}) {
+  const how = [];
+  if (job.tags && job.tags.length) how.push(`tags ${job.tags.join(",")}`);
+  if (job.skip_tags && job.skip_tags.length) how.push(`skip ${job.skip_tags.join(",")}`);
+  const badge = mark ? checkMark(job) : null;
+  return [job.kind, badge ? [" ", badge] : null, how.length ? h("span", { class: "muted small" }, ` (${how.join("; ")})`) : null];
+}
+
 function nodesList(nodes) {
   if (!nodes || nodes.length === 0) return "";
   return h("span", { class: "node-list" }, nodes.map((n, i) => [i ? ", " : "", nodeLink(n)]));
@@ -64,9 +79,9 @@ function nodesList(nodes) {
 // What the reader of a ticket needs first: what ran, by whom, when, how it ended.
 function jobDetails(job, { statusTestid = "job-status" } = {}) {
   return details([
-    ["Status", statusBadge(job.status, { "data-testid": statusTestid })],
+    ["Status", [statusBadge(job.status, { "data-testid": statusTestid }), job.check ? [" ", checkMark(job), h("span", { class: "muted small" }, " nothing was changed")] : null]],
     ["What", job.desc],
-    ["Kind", job.kind],
+    ["Kind", kindCell(job, { mark: false })], // the status says "check" already
     ["Nodes", nodesList(job.nodes)],
     ["Host group", job.host_group],
     ["Who", h("span", { "data-testid": "job-actor" }, job.actor)],
@@ -99,6 +114,9 @@ async function renderHost(main, id, host) {
   }
   if (!body.tasks_recorded) {
     notes.push("Only failed and unreachable tasks were recorded (the setting job_task_results is off).");
+  }
+  if (job.check) {
+    notes.push("A check job (--check --diff): nothing was changed; a task marked changed would change something.");
   }
   const problems = body.tasks.filter((t) => t.status === "failed" || t.status === "unreachable");
   const failed = table(
@@ -140,7 +158,7 @@ async function renderHost(main, id, host) {
     h("h1", {}, `Host ${host} in job #${id}`),
     details([
       ["Job", [jobLink(id), " ", job.desc]],
-      ["Job status", statusBadge(job.status)],
+      ["Job status", [statusBadge(job.status), job.check ? [" ", checkMark(job)] : null]],
       ["Job error", job.error || ""],
     ], { "data-testid": "host-job" }),
     h("h2", {}, "Counts"),
@@ -187,16 +205,28 @@ async function hostsPanel(job) {
     : Object.entries(job.hosts || {})
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
         .map(([host, counts]) => ({ host, ...counts, failed_tasks: [] }));
+  // A check job's hosts say what they would change: the tasks that reported changed.
+  const checked = Boolean(job.check && body);
+  const wouldChange = (hst) => {
+    const tasks = hst.would_change || [];
+    if (!tasks.length) return h("span", { class: "muted", "data-testid": "would-change" }, "nothing");
+    return h("ul", { class: "would-change", "data-testid": "would-change" }, tasks.map((t) => h("li", {}, t)));
+  };
   const rows = hosts.map((hst) => ({
     cells: [
       body ? h("a", { href: hostHref(job.id, hst.host), "data-testid": "host-link" }, hst.host) : hst.host,
       ...COUNTS.map((c) => countCell(c, hst[c])),
+      ...(checked ? [wouldChange(hst)] : []),
     ],
     attrs: { "data-testid": "host-row", "data-host": hst.host },
   }));
   const running = job.status === "queued" || job.status === "running";
   const hostsTable = table(
-    [{ label: "Host", col: "host" }, ...COUNTS.map((c) => ({ label: c, col: c }))],
+    [
+      { label: "Host", col: "host" },
+      ...COUNTS.map((c) => ({ label: c, col: c })),
+      ...(checked ? [{ label: "Would change", col: "would_change" }] : []),
+    ],
     rows,
     { testid: "job-hosts", empty: running ? "No host has reported yet." : "No host reported a result." },
   );
@@ -367,7 +397,7 @@ async function showActive(el, signal, refresh, firstLook) {
       });
       replace(
         body,
-        h("p", {}, jobLink(job.id), " ", job.desc, " ", h("span", { class: "live" }, "live")),
+        h("p", {}, jobLink(job.id), " ", job.desc, " ", checkMark(job), " ", h("span", { class: "live" }, "live")),
         summary,
         log.element,
         hosts,
@@ -409,6 +439,7 @@ async function showLast(el) {
       piece.desc,
       " ",
       statusBadge(piece.status, { "data-testid": "last-job-status" }),
+      piece.check ? [" ", checkMark(piece)] : null,
     ),
     details([
       ["Who", piece.actor],
@@ -481,7 +512,7 @@ async function showRecent(el, route) {
     for (const job of jobs) {
       const cells = [
         jobLink(job.id),
-        job.kind,
+        kindCell(job),
         statusBadge(job.status),
         nodesList(job.nodes),
         job.actor,
