@@ -18,6 +18,7 @@ from tests.polling import wait_until
 
 if TYPE_CHECKING:
     from tests.jobs.daemon import Daemon
+    from tests.jobs.sandbox import Sandbox
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 FINISHED = {"successful", "failed", "canceled", "timeout", "interrupted"}
@@ -125,3 +126,12 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield d
     finally:
         d.close()
+
+
+@pytest.fixture(scope="session")
+def commissioned_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A real daemon whose sandbox nodes are commissioned, once per session (per xdist worker) for
+    the jobs tests of several modules that leave the cluster as it was (tests/jobs/sandbox.py)."""
+    from tests.jobs.sandbox import commissioned  # here: that module imports this one
+
+    yield from commissioned(tmp_path_factory.mktemp("commissioned-sandbox"))

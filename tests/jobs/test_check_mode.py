@@ -69,8 +69,10 @@ def test_a_check_commission_says_what_it_would_do_and_changes_nothing(sandbox: S
     assert sandbox.client.get("/jobs", params={"limit": 5}).json()[0]["id"] == job["id"]
 
 
-def test_after_a_commission_a_check_update_has_nothing_to_change(sandbox: Sandbox) -> None:
-    sandbox.assert_successful(sandbox.run("/commission/nodes", {"nodes": NAMES}))
+def test_after_a_commission_a_check_update_has_nothing_to_change(
+    commissioned_sandbox: Sandbox,
+) -> None:
+    sandbox = commissioned_sandbox  # commissioned once for several tests (tests/conftest.py)
     assert sandbox.states() == dict.fromkeys(NAMES, "commissioned")
     before = sandbox.snapshot()
 

@@ -19,7 +19,7 @@ from tests.jobs.conftest import wait_finished
 from tests.jobs.daemon import Daemon
 
 ANSIBLE = Path(__file__).resolve().parents[2] / "ansible"
-# A commission of up to six sandbox nodes takes a minute or two on a loaded machine.
+# A commission of up to five sandbox nodes takes a minute or two on a loaded machine.
 COMMISSION_S = 480
 JOB_S = 300
 
@@ -124,7 +124,8 @@ def test_a_rolling_update_that_fails_in_its_second_batch_leaves_the_rest_untouch
     sandbox: Any,
 ) -> None:
     client, data = sandbox
-    workers = [f"w{i}" for i in range(1, 6)]
+    # Five nodes: Ansible's default forks, so each task of the commission runs on all at once.
+    workers = [f"w{i}" for i in range(1, 5)]
     commission(client, data, "m1", *workers)
     # Something disruptive to do on every worker (containerd's configuration is gone), and
     # containerd's restart fails on w2: a batch of 20 % is one node, w2's is the second.
@@ -136,9 +137,7 @@ def test_a_rolling_update_that_fails_in_its_second_batch_leaves_the_rest_untouch
     job = run(client, "POST", "/update/nodes", body)
 
     assert job["status"] == "failed", log_tail(client, job["id"])
-    assert job["error"].endswith(
-        "the rollout stopped after a failed batch; not touched: w3, w4, w5"
-    )
+    assert job["error"].endswith("the rollout stopped after a failed batch; not touched: w3, w4")
     assert "w2" in job["error"].split("; the rollout stopped")[0]  # the failure's own text kept
     assert set(job["hosts"]) == {"w1", "w2"}
     assert states(client) == {
@@ -147,11 +146,10 @@ def test_a_rolling_update_that_fails_in_its_second_batch_leaves_the_rest_untouch
         "w2": "failed",
         "w3": "commissioned",
         "w4": "commissioned",
-        "w5": "commissioned",
     }
     cluster = cordoned(data)
-    assert [cluster[n] for n in ("w1", "w3", "w4", "w5")] == [False] * 4
-    for name in ("w3", "w4", "w5"):
+    assert [cluster[n] for n in ("w1", "w3", "w4")] == [False] * 3
+    for name in ("w3", "w4"):
         # Nothing ran there: the change it was waiting for is still to do.
         assert not (root(data, name) / "etc/containerd/config.toml").exists()
         events = client.get(f"/info/node/{name}/history", params={"job": job["id"]}).json()

@@ -3,7 +3,6 @@ job exists), then given to ansible-playbook (--tags / --skip-tags) on the sandbo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,18 +114,7 @@ def test_check_must_be_a_boolean(admin: TestClient, nodes: list[str]) -> None:
 
 
 # --- against a real daemon: the jobs run with the tags -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def commissioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The sandbox's three nodes, commissioned once for this module's tests."""
-    box = Sandbox(tmp_path_factory.mktemp("tags"))
-    try:
-        job = box.run("/commission/nodes", {"nodes": NAMES})
-        box.assert_successful(job)
-        yield box
-    finally:
-        box.close()
+# On the sandbox's nodes, commissioned once per session (commissioned_sandbox: tests/conftest.py).
 
 
 def tasks_seen(box: Sandbox, job_id: int, host: str) -> set[str]:
@@ -145,9 +133,9 @@ def tagged_tasks(role: str, tag: str) -> set[str]:
 
 
 def test_clusterctl_sends_check_and_tags(
-    commissioned: Sandbox, capsys: pytest.CaptureFixture[str]
+    commissioned_sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    box = commissioned
+    box = commissioned_sandbox
     argv = ["--token", box.token, "nodes", "update", *NAMES]
     # A check first: it moves no node, whatever the next test does with them.
     code = run([*argv, "--check", "--tags", "containerd,packages", "--wait"], http=box.client)
@@ -172,8 +160,8 @@ def test_clusterctl_sends_check_and_tags(
     assert box.client.get("/jobs", params={"limit": 1}).json()[0]["id"] == job["id"]
 
 
-def test_an_update_with_tags_runs_only_those_steps(commissioned: Sandbox) -> None:
-    box = commissioned
+def test_an_update_with_tags_runs_only_those_steps(commissioned_sandbox: Sandbox) -> None:
+    box = commissioned_sandbox
     packages = tagged_tasks("node_prepare", "packages")
     others = tagged_tasks("node_prepare", "swap") | tagged_tasks("node_prepare", "kernel")
     first = box.client.get("/jobs", params={"kind": "commission"}).json()[-1]

@@ -7,13 +7,17 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ansible_runner
+import pytest
 
 from app.ansible.runner import report_of
 from tests.hosts.fixture import SshHosts, ssh_hosts  # noqa: F401 - the fixture, for these tests
 from tests.hosts.sshd import REPO
+
+if TYPE_CHECKING:
+    from tests.playbooks.local_sandbox import Commissioned
 
 PLAYBOOK_DIR = REPO / "ansible"
 # The one installed next to this Python (the virtualenv's), else the one on PATH.
@@ -115,3 +119,18 @@ def run_playbook(hosts: SshHosts, playbook: str, inventory: Path, **extra_vars: 
     return PlaybookRun(
         status=runner.status, rc=runner.rc, events=list(runner.events), stdout=stdout
     )
+
+
+@pytest.fixture(scope="session")
+def commissioned(tmp_path_factory: pytest.TempPathFactory) -> Commissioned:
+    """Commissioned sandbox clusters, built once per test run and copied for each test."""
+    from tests.playbooks.local_sandbox import Commissioned  # that module imports this one
+
+    # Under xdist, the parent of a worker's base temp is the run's, shared by its workers (and
+    # by no other run); without xdist, the base temp is the run's own.
+    run_dir = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_dir = run_dir.parent
+    base = run_dir / "commissioned"
+    base.mkdir(exist_ok=True)
+    return Commissioned(base)

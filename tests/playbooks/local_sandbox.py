@@ -1,11 +1,17 @@
 """Playbooks in the local-connection sandbox of ansible/demo (no SSH): each node is this machine,
 with its own root directory and the simulated kubeadm/kubectl/apt-get/systemctl first on PATH,
 all sharing one simulated control plane. The inventory is clusterm's own (app.ansible.inventory),
-and the extra vars reach ansible-playbook as the daemon writes them, every string `!unsafe`."""
+and the extra vars reach ansible-playbook as the daemon writes them, every string `!unsafe`.
+
+A commissioned cluster is built once per test run (`Commissioned`) and copied for each test that
+needs one: a commission is most of such a test's time, and nothing in a sandbox names its own
+directory, so a copy is the same cluster (the build checks it)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -125,6 +131,71 @@ class Sandbox:
 
     def cluster_state(self) -> dict[str, Any]:
         return dict(json.loads((self.cluster_dir / "cluster.json").read_text()))
+
+    def copy(self, base: Path) -> Sandbox:
+        """The nodes' roots and the control plane, copied under `base` (not the runs' and
+        inventories' directories: each run writes its own)."""
+
+        def runs(directory: str, names: list[str]) -> list[str]:
+            top = Path(directory) == self.base
+            return [n for n in names if top and n.startswith(("run-", "inv-"))]
+
+        shutil.copytree(self.base, base, symlinks=True, ignore=runs)
+        return Sandbox(base)
+
+
+NO_CNI: dict[str, Any] = {"clusterm_cni_manifest_url": ""}
+
+
+class Commissioned:
+    """Clusters commissioned by commission.yml, each once per test run, then copied for every test
+    that asks: a test starts from a cluster no other test has touched.
+
+    `base` is shared by the xdist workers of a run: the first worker that needs a cluster builds it
+    there while the others wait for it (a lock per cluster), rather than each commissioning its own
+    on the same cores."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._built: dict[tuple[tuple[str, str], ...], Sandbox] = {}
+
+    def copy(self, base: Path, *nodes: tuple[str, str]) -> Sandbox:
+        """A copy under `base` of the cluster of `nodes` (name, host group), commissioned together
+        in this order with the short waits (FAST) and no pod network."""
+        template = self._built.get(nodes)
+        if template is None:
+            template = self._built[nodes] = self._shared(nodes)
+        return template.copy(base)
+
+    def _shared(self, nodes: tuple[tuple[str, str], ...]) -> Sandbox:
+        key = "-".join(f"{name}.{group}" for name, group in nodes)
+        directory, done = self.base / key, self.base / f"{key}.done"
+        with (self.base / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                shutil.rmtree(directory, ignore_errors=True)  # a build that failed half-way
+                self._commission(directory, nodes)
+                done.touch()
+        return Sandbox(directory)
+
+    @staticmethod
+    def _commission(directory: Path, nodes: tuple[tuple[str, str], ...]) -> None:
+        sandbox = Sandbox(directory)
+        hosts = [sandbox.host(name, group) for name, group in nodes]
+        run = sandbox.run(
+            PLAYBOOK_DIR / "commission.yml", sandbox.inventory(hosts), **FAST | NO_CNI
+        )
+        assert run.outcome() == {h.name: "ok" for h in hosts}, run.stdout[-3000:]
+        # A copy is the same cluster only if nothing in it points back here (a kubeconfig naming
+        # its own path would send the copy's kubectl to this cluster).
+        named = [
+            str(path)
+            for path in sorted(directory.rglob("*"))
+            if path.is_file()
+            and not path.relative_to(directory).parts[0].startswith(("run-", "inv-"))
+            and str(directory).encode() in path.read_bytes()
+        ]
+        assert not named, f"these files name their sandbox's directory, a copy would not: {named}"
 
 
 def write_playbook(directory: Path, name: str, text: str) -> Path:

@@ -13,31 +13,7 @@ import pytest
 
 from app.ansible import inventory
 from tests.playbooks.conftest import PlaybookRun
-from tests.playbooks.local_sandbox import DEMO_BIN, FAST, Sandbox, write_playbook
-
-CLUSTER = """
-- name: Prerequisites
-  hosts: targets
-  gather_facts: false
-  environment: "{{ clusterm_env }}"
-  roles:
-    - node_prepare
-    - containerd
-
-- name: The control plane
-  hosts: masters:&targets
-  gather_facts: false
-  environment: "{{ clusterm_env }}"
-  roles:
-    - control_plane
-
-- name: The verified join
-  hosts: workers
-  gather_facts: false
-  environment: "{{ clusterm_env }}"
-  roles:
-    - k8s_join
-"""
+from tests.playbooks.local_sandbox import DEMO_BIN, FAST, Commissioned, Sandbox, write_playbook
 
 # The control plane and the join only: what a check of them would do, on nodes not even prepared.
 JOIN = """
@@ -115,18 +91,14 @@ def test_a_check_of_a_fresh_cluster_says_would_join_and_writes_nothing(
 
 
 def test_a_check_of_a_running_cluster_probes_it_and_changes_nothing(
-    sandbox: Sandbox, tmp_path: Path
+    commissioned: Commissioned, tmp_path: Path
 ) -> None:
+    # Commissioned by commission.yml, once for several tests (tests/playbooks/conftest.py).
+    sandbox = commissioned.copy(
+        tmp_path / "sandbox", ("m1", inventory.MASTER), ("w1", inventory.WORKER)
+    )
     master = sandbox.host("m1", inventory.MASTER)
     joined = sandbox.host("w1")
-    playbook = write_playbook(tmp_path / "user", "cluster.yml", CLUSTER)
-    run = sandbox.run(
-        playbook,
-        sandbox.inventory([master, joined]),
-        clusterm_cni_manifest_url="",
-        **FAST,
-    )
-    assert run.outcome() == {"m1": "ok", "w1": "ok"}, run.stdout[-4000:]
     nodes = cluster(sandbox)["nodes"]
     assert set(nodes) == {"m1", "w1"}
 

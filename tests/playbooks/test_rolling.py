@@ -11,19 +11,18 @@ from typing import Any
 
 from app.ansible import inventory
 from tests.playbooks.conftest import PLAYBOOK_DIR, PlaybookRun
-from tests.playbooks.local_sandbox import FAST, Sandbox
-
-NO_CNI = {"clusterm_cni_manifest_url": ""}
+from tests.playbooks.local_sandbox import FAST, NO_CNI, Commissioned, Sandbox
 
 
-def _commission(
-    sandbox: Sandbox, masters: int, workers: int
-) -> tuple[list[inventory.Host], list[inventory.Host]]:
-    ms = [sandbox.host(f"node{i + 1}", inventory.MASTER) for i in range(masters)]
-    ws = [sandbox.host(f"node{masters + i + 1}") for i in range(workers)]
-    run = _run(sandbox, "commission.yml", ms + ws)
-    assert run.outcome() == {h.name: "ok" for h in ms + ws}, run.stdout[-3000:]
-    return ms, ws
+def _commissioned(
+    commissioned: Commissioned, base: Path, masters: int, workers: int
+) -> tuple[Sandbox, list[inventory.Host], list[inventory.Host]]:
+    """A commissioned cluster of its own: node1... the masters, then the workers."""
+    groups = [inventory.MASTER] * masters + [inventory.WORKER] * workers
+    names = [(f"node{i + 1}", group) for i, group in enumerate(groups)]
+    sandbox = commissioned.copy(base / "sandbox", *names)
+    hosts = [sandbox.host(name, group) for name, group in names]
+    return sandbox, hosts[:masters], hosts[masters:]
 
 
 def _run(
@@ -71,9 +70,8 @@ def _files(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_a_failing_batch_stops_the_rollout(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path)
-    [m1], workers = _commission(sandbox, masters=1, workers=4)
+def test_a_failing_batch_stops_the_rollout(commissioned: Commissioned, tmp_path: Path) -> None:
+    sandbox, [m1], workers = _commissioned(commissioned, tmp_path, masters=1, workers=4)
     n4, n5 = workers[2:]
     _drop_containerd_config(sandbox, [m1, *workers])
     # node3 fails in the second batch (node1 alone, then node2 + node3, then node4 + node5).
@@ -120,9 +118,10 @@ def test_a_failing_batch_stops_the_rollout(tmp_path: Path) -> None:
     assert events.index(("node2", "cordoned")) < events.index(("node2", "uncordoned"))
 
 
-def test_masters_one_at_a_time_then_workers_then_nothing_to_do(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path)
-    masters, workers = _commission(sandbox, masters=2, workers=1)
+def test_masters_one_at_a_time_then_workers_then_nothing_to_do(
+    commissioned: Commissioned, tmp_path: Path
+) -> None:
+    sandbox, masters, workers = _commissioned(commissioned, tmp_path, masters=2, workers=1)
     hosts = masters + workers
     _drop_containerd_config(sandbox, hosts)
 
@@ -147,10 +146,10 @@ def test_masters_one_at_a_time_then_workers_then_nothing_to_do(tmp_path: Path) -
     assert len(_cordon_events(sandbox)) == 6
 
 
-def test_check_mode_cordons_nothing(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path)
-    masters, workers = _commission(sandbox, masters=1, workers=1)
-    hosts = masters + workers
+def test_check_mode_cordons_nothing(commissioned: Commissioned, tmp_path: Path) -> None:
+    # The cluster of the other tests here (one commission for all), updated on two of its nodes.
+    sandbox, [m1], workers = _commissioned(commissioned, tmp_path, masters=1, workers=4)
+    hosts = [m1, workers[0]]
     _drop_containerd_config(sandbox, hosts)
 
     run = _run(sandbox, "update.yml", hosts, check=True)
@@ -168,9 +167,10 @@ def test_check_mode_cordons_nothing(tmp_path: Path) -> None:
         assert not (sandbox.root(host.name) / "etc/containerd/config.toml").exists()
 
 
-def test_maintenance_and_decommission_in_batches(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path)
-    masters, workers = _commission(sandbox, masters=1, workers=3)
+def test_maintenance_and_decommission_in_batches(
+    commissioned: Commissioned, tmp_path: Path
+) -> None:
+    sandbox, masters, workers = _commissioned(commissioned, tmp_path, masters=1, workers=4)
 
     def maintenance(**extra_vars: Any) -> PlaybookRun:
         return _run(sandbox, "maintenance.yml", [workers[0]], cluster_masters=masters, **extra_vars)
@@ -220,7 +220,7 @@ def test_maintenance_and_decommission_in_batches(tmp_path: Path) -> None:
     run = maintenance(clusterm_maintenance=False)
     assert _cordoned(sandbox)["node2"] is False
 
-    # Decommission the three workers and the master: workers in batches of one (the default 20 %),
+    # Decommission the four workers and the master: workers in batches of one (the default 20 %),
     # the master last, each Node deleted from the master while it still answers.
     run = _run(sandbox, "decommission.yml", workers + masters)
     assert run.outcome() == {h.name: "ok" for h in workers + masters}, run.stdout[-4000:]
@@ -230,15 +230,16 @@ def test_maintenance_and_decommission_in_batches(tmp_path: Path) -> None:
         for e in run.events
         if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Note that the node left"
     ]
-    assert reset_order == ["node2", "node3", "node4", "node1"]
+    assert reset_order == ["node2", "node3", "node4", "node5", "node1"]
     for host in workers + masters:
         assert not (sandbox.root(host.name) / "etc/kubernetes").exists()
 
 
-def test_an_unreachable_node_stops_the_rollout_as_a_failed_one_does(tmp_path: Path) -> None:
+def test_an_unreachable_node_stops_the_rollout_as_a_failed_one_does(
+    commissioned: Commissioned, tmp_path: Path
+) -> None:
     """Ansible's max_fail_percentage counts no unreachable host: the playbook makes it a failure."""
-    sandbox = Sandbox(tmp_path)
-    [m1], workers = _commission(sandbox, masters=1, workers=4)
+    sandbox, [m1], workers = _commissioned(commissioned, tmp_path, masters=1, workers=4)
     _drop_containerd_config(sandbox, [m1, *workers])
     # node3 is now behind SSH on a port where nothing listens: it does not answer.
     dead = sandbox.host("node3", ansible_connection="ssh", ansible_port=1)
@@ -258,10 +259,10 @@ def test_an_unreachable_node_stops_the_rollout_as_a_failed_one_does(tmp_path: Pa
 
 
 def test_an_update_limited_to_the_packages_tag_still_drains_before_installing(
-    tmp_path: Path,
+    commissioned: Commissioned, tmp_path: Path
 ) -> None:
-    sandbox = Sandbox(tmp_path)
-    [m1], [w1] = _commission(sandbox, masters=1, workers=1)
+    # The cluster of the other tests here (one commission for all), updated on two of its nodes.
+    sandbox, [m1], [w1, *_] = _commissioned(commissioned, tmp_path, masters=1, workers=4)
     root = sandbox.root(w1.name)
     env = {"FAKEHOST_ROOT": str(root), "FAKEHOST_FQDN": w1.name, "PATH": "/usr/bin:/bin"}
     apt_get = str(PLAYBOOK_DIR / "demo" / "bin" / "apt-get")

@@ -9,10 +9,9 @@ import pytest
 
 from app.ansible import inventory
 from tests.playbooks.conftest import PLAYBOOK_DIR
-from tests.playbooks.local_sandbox import FAST, Sandbox
+from tests.playbooks.local_sandbox import FAST, NO_CNI, Commissioned, Sandbox
 
 COMMISSION = PLAYBOOK_DIR / "commission.yml"
-NO_CNI = {"clusterm_cni_manifest_url": ""}
 EVERY_TAG = "prepare,swap,kernel,packages,containerd,control_plane,cni"
 
 
@@ -35,12 +34,13 @@ def test_no_tag_skips_the_name_check(tmp_path: Path, selection: dict[str, str]) 
     assert run.failure("w1.example").startswith("NodeNameMismatch: ")
 
 
-def test_no_tag_skips_the_verified_join(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path)
+def test_no_tag_skips_the_verified_join(commissioned: Commissioned, tmp_path: Path) -> None:
+    # A running cluster, commissioned once for several tests (tests/playbooks/conftest.py).
+    sandbox = commissioned.copy(
+        tmp_path / "sandbox", ("m1", inventory.MASTER), ("w1", inventory.WORKER)
+    )
     master = sandbox.host("m1", inventory.MASTER)
-    run = sandbox.run(COMMISSION, sandbox.inventory([master]), **FAST | NO_CNI)
-    assert run.outcome() == {"m1": "ok"}, run.stdout[-3000:]
-    worker = sandbox.host("w1")
+    worker = sandbox.host("w2")
 
     # Everything but the join skipped, on a fresh worker: the join still runs, is judged, and
     # fails for what it is (kubeadm's preflight finds nothing installed).
@@ -51,8 +51,8 @@ def test_no_tag_skips_the_verified_join(tmp_path: Path) -> None:
         **FAST | NO_CNI | {"clusterm_join_retries": 1},
     )
 
-    assert run.outcome() == {"w1": "failed"}, run.stdout[-3000:]
-    [attempt] = run.reports("join_attempt")["w1"]
+    assert run.outcome() == {"w2": "failed"}, run.stdout[-3000:]
+    [attempt] = run.reports("join_attempt")["w2"]
     assert attempt["outcome"] == "join_failed"
     assert "preflight" in attempt["evidence"]["stderr_tail"]
-    assert run.failure("w1").startswith("JoinFailed: ")
+    assert run.failure("w2").startswith("JoinFailed: ")
