@@ -13,6 +13,7 @@ counted under `unmatched`, a method outside the usual ones under `other`.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,8 +41,9 @@ class HttpMetrics:
             route = getattr(scope.get("route"), "path", None)
             if not isinstance(route, str):
                 route = instruments.UNMATCHED
-            instruments.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            instruments.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            requests, duration = _series(method, route, status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
         async def send_counted(message: Message) -> None:
             nonlocal status
@@ -58,3 +60,23 @@ class HttpMetrics:
         finally:
             if not counted:  # no complete response: an error, or a client gone mid-stream
                 count()
+
+
+# Each label set's series, kept: prometheus_client's labels() checks its arguments and takes a
+# lock on every call, a tenth of what a request to /healthz costs. Methods, route templates and
+# the statuses the app answers with are few; the bound is there all the same.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_MAX_SERIES = 4096
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = (
+            instruments.HTTP_REQUESTS.labels(method, route, str(status)),
+            instruments.HTTP_DURATION.labels(method, route),
+        )
+        if len(_SERIES) < _MAX_SERIES:
+            _SERIES[key] = found
+    return found

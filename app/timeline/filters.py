@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -158,30 +159,74 @@ class TimelineFilter:
         )
 
     def where(self) -> list[sa.ColumnElement[bool]]:
+        """The conditions, each value a named bound parameter (see `params`)."""
         ev = TimelineEvent
         out: list[sa.ColumnElement[bool]] = []
         if self.nodes:
             out.append(
-                ev.node_name.in_(self.nodes)
+                ev.node_name.in_(_binds(ev.node_name, "node", self.nodes))
                 if len(self.nodes) > 1
-                else ev.node_name == self.nodes[0]
+                else ev.node_name == _bind(ev.node_name, "node_0", self.nodes[0])
             )
         if self.actions:
-            out.append(ev.action.in_(self.actions))
+            out.append(ev.action.in_(_binds(ev.action, "action", self.actions)))
         if self.reasons:
-            out.append(ev.reason.in_(self.reasons))
+            out.append(ev.reason.in_(_binds(ev.reason, "reason", self.reasons)))
         if self.results:
-            out.append(ev.result.in_(self.results))
+            out.append(ev.result.in_(_binds(ev.result, "result", self.results)))
         if self.actors:
-            out.append(ev.actor.in_(self.actors))
+            out.append(ev.actor.in_(_binds(ev.actor, "actor", self.actors)))
         if self.min_severity is not None and self.min_severity != Severity.DEBUG:
-            out.append(ev.severity.in_(Severity.at_least(self.min_severity)))
+            severities = Severity.at_least(self.min_severity)
+            out.append(ev.severity.in_(_binds(ev.severity, "severity", severities)))
         if self.job_id is not None:
-            out.append(ev.job_id == self.job_id)
+            out.append(ev.job_id == _bind(ev.job_id, "job", self.job_id))
         if self.since is not None:
-            out.append(ev.occurred_at >= self.since)
+            out.append(ev.occurred_at >= _bind(ev.occurred_at, "since", self.since))
         if self.until is not None:
-            out.append(ev.occurred_at < self.until)
+            out.append(ev.occurred_at < _bind(ev.occurred_at, "until", self.until))
         if self.audit is not None:
-            out.append(ev.audit == (sa.true() if self.audit else sa.false()))
+            out.append(ev.audit == _bind(ev.audit, "audit", self.audit))
         return out
+
+    def params(self) -> dict[str, Any]:
+        """The values of `where()`'s parameters by name, in its order, without building any SQL.
+
+        Their names are the statement's shape (which conditions, how many values each): a page
+        reader compiles a shape once and runs it again with only these values (`app.timeline.
+        pages`). Must name exactly what `where()` binds; tests/timeline/test_pages.py holds them
+        to it.
+        """
+        out: dict[str, Any] = {}
+        if self.nodes:
+            _number(out, "node", self.nodes)
+        _number(out, "action", self.actions)
+        _number(out, "reason", self.reasons)
+        _number(out, "result", self.results)
+        _number(out, "actor", self.actors)
+        if self.min_severity is not None and self.min_severity != Severity.DEBUG:
+            _number(out, "severity", Severity.at_least(self.min_severity))
+        for name, value in (
+            ("job", self.job_id),
+            ("since", self.since),
+            ("until", self.until),
+            ("audit", self.audit),
+        ):
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _bind(column: Any, name: str, value: Any) -> sa.BindParameter[Any]:
+    # The column's own type: its bind processing (a UTC time stored naive on SQLite, an enum
+    # member stored as its value) applies as it would to a literal compared with the column.
+    return sa.bindparam(name, value, type_=column.type)
+
+
+def _binds(column: Any, name: str, values: Sequence[Any]) -> list[sa.BindParameter[Any]]:
+    return [_bind(column, f"{name}_{i}", value) for i, value in enumerate(values)]
+
+
+def _number(out: dict[str, Any], name: str, values: Sequence[Any]) -> None:
+    for i, value in enumerate(values):
+        out[f"{name}_{i}"] = value

@@ -11,19 +11,20 @@ one after another, which restores the guarantee at the cost of serialising them 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import operator
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, instrumentation
+from sqlalchemy.orm import Session
 
 from app import instruments
 from app.db import Database, utcnow
 from app.errors import NodeNotFound
+from app.timeline import pages
 from app.timeline.filters import ACTOR_MAX, TimelineFilter, refuse
 
 # Re-exported: other domains read a node name or a time (`since=7d`) in a query the timeline's way.
@@ -44,12 +45,12 @@ _PENDING = "timeline.pending"
 _QUEUE = "timeline.queue"
 _NODE_IDS = "timeline.node_ids"
 _WRITTEN = "timeline.written"  # actions of the events written in this transaction, counted
-_CHECKED: set[tuple[str, str, Result, Severity]] = set()
+_CHECKED: dict[tuple[str, str, Result, Severity], tuple[str, str, int]] = {}
 _TABLE = cast(sa.Table, TimelineEvent.__table__)
-_MANAGER = instrumentation.manager_of_class(TimelineEvent)
 _RESULTS = frozenset(Result)
 _SEVERITIES = frozenset(Severity)
 _LOCKED_TX = "timeline.locked_tx"
+_ON_SQLITE = "timeline.on_sqlite"  # whether the locked transaction's database is SQLite
 _ATTACHED = "timeline.attached"  # in the info of the sessions `attach` instrumented
 
 
@@ -69,13 +70,19 @@ def cut_note(note: str, limit: int = NOTE_MAX_BYTES) -> str:
     return head + marker + tail
 
 
-def _check(action: str, reason: str, result: Result, severity: Severity) -> None:
-    # A bad value here is a bug in the caller, not bad user input: fail loudly. The few
-    # combinations the code uses are remembered, so a burst pays for the checks once. mypy holds
-    # typed callers to the enums; the result and severity checks stay for an untyped one, whose
-    # string SQLite's fast path below would store unchecked (it bypasses the column's type).
-    if (action, reason, result, severity) in _CHECKED:
-        return
+def _check(action: str, reason: str, result: Result, severity: Severity) -> tuple[str, str, int]:
+    """(result, severity) as plain strings, and whether the event is on the audit trail (1 or 0).
+
+    A bad value here is a bug in the caller, not bad user input: fail loudly. The few
+    combinations the code uses are remembered, so a burst pays for the checks once. mypy holds
+    typed callers to the enums; the result and severity checks stay for an untyped one, whose
+    string SQLite's fast path below would store unchecked (it bypasses the column's type).
+    Plain str and int because the driver binds a subclass (an enum member, a bool) the slow way.
+    """
+    key = (action, reason, result, severity)
+    known = _CHECKED.get(key)
+    if known is not None:
+        return known
     if not ACTION_RE.match(action):
         raise ValueError(f"timeline action {action!r} must match {ACTION_RE.pattern}")
     if not REASON_RE.match(reason):
@@ -84,25 +91,35 @@ def _check(action: str, reason: str, result: Result, severity: Severity) -> None
         raise ValueError(f"timeline result {result!r} is not one of {', '.join(Result)}")
     if severity not in _SEVERITIES:
         raise ValueError(f"timeline severity {severity!r} is not one of {', '.join(Severity)}")
+    known = (
+        Result(result).value,
+        Severity(severity).value,
+        int(is_audit(action, reason, severity)),
+    )
     if len(_CHECKED) < 10_000:  # bounded, in case a caller builds reasons from data
-        _CHECKED.add((action, reason, result, severity))
+        _CHECKED[key] = known
+    return known
 
 
-def _take_order_lock(session: Session) -> None:
+def _take_order_lock(session: Session) -> bool:
     """Hold the lock that orders event writers before the event gets its time, so that
     `occurred_at` also follows the ids. On SQLite that is the write lock itself: a write session
-    begins lazily, so begin it now (`BEGIN IMMEDIATE`)."""
-    if _ATTACHED not in session.info:
+    begins lazily, so begin it now (`BEGIN IMMEDIATE`). True when the database is SQLite."""
+    info = session.info
+    if _ATTACHED not in info:
         raise NotAttached(
             "record_event needs a session of a Database given to timeline.service.attach; "
             "without its listeners the event would never be written"
         )
     tx = session.get_transaction()
-    if tx is not None and session.info.get(_LOCKED_TX) is tx:
-        return  # taken earlier in this transaction
-    if session.connection().dialect.name == "postgresql":
+    if tx is not None and info.get(_LOCKED_TX) is tx:
+        return bool(info[_ON_SQLITE])  # taken earlier in this transaction
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-    session.info[_LOCKED_TX] = session.get_transaction()
+    info[_LOCKED_TX] = session.get_transaction()
+    info[_ON_SQLITE] = dialect == "sqlite"
+    return dialect == "sqlite"
 
 
 class NodeRef(Protocol):
@@ -135,6 +152,34 @@ def _link(session: Session, node: NodeRef | str | None) -> tuple[int | None, str
     return node.id, node.name
 
 
+class _Batch:
+    """The events queued on a session until its next flush: their rows, then their ids."""
+
+    __slots__ = ("ids", "on_sqlite", "rows")
+
+    def __init__(self, *, on_sqlite: bool) -> None:
+        self.on_sqlite = on_sqlite  # rows in the driver's terms (a tuple), or SQLAlchemy's
+        self.rows: list[Any] = []
+        self.ids: Sequence[int] | None = None
+
+
+class RecordedEvent:
+    """An event recorded in a transaction: its `id` is set once the row is written (at the
+    session's next flush or at commit), and stays None if the transaction rolls back. The event
+    itself is read back like any other (`list_timeline`)."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    @property
+    def id(self) -> int | None:
+        ids = self._batch.ids
+        return None if ids is None else ids[self._index]
+
+
 def record_event(
     *,
     session: Session,
@@ -151,99 +196,144 @@ def record_event(
     job_id: int | None = None,
     attempt: int | None = None,
     duration_ms: int | None = None,
-) -> TimelineEvent:
+) -> RecordedEvent:
     """Add an event to the caller's transaction; it becomes visible when that commits.
 
     The row is queued on the session and written with its transaction's other events in one
-    multi-row INSERT, before the session's next flush or at commit (see `flush_events`): the
-    ORM's per-object unit of work costs ~100 µs an event, ten times the insert itself. The
-    returned object is not attached to the session; its `id` is set once the row is written.
+    executemany, before the session's next flush or at commit (see `flush_events`): the ORM's
+    per-object unit of work costs ~100 µs an event, ten times the insert itself. A job's burst of
+    per-host outcomes holds the write lock meanwhile, so on SQLite the queued row is already the
+    driver's, its values converted here as SQLAlchemy's types would (`_sqlite_now`, `_json`).
     """
-    _check(action, reason, result, severity)
-    _take_order_lock(session)
-    node_id, node_name = _link(session, node)
-    row = {
-        "occurred_at": utcnow(),
-        "node_id": node_id,
-        "node_name": node_name,
-        "action": action,
-        "reason": reason,
-        "result": result,
-        "severity": severity,
-        "from_state": from_state,
-        "to_state": to_state,
-        "note": cut_note(note) if note else None,
-        "details": details,
-        "job_id": job_id,
-        "attempt": attempt,
-        "duration_ms": duration_ms,
-        "actor": actor[:ACTOR_MAX] if actor else None,
-        "audit": is_audit(action, reason, severity),
-    }
-    # Built without the ORM's attribute events (as its loader does): at 15 columns they would
-    # cost more than the insert. The object is transient and never flushed by the ORM. Its
-    # attributes work only once the mappers are configured, which a query would have done; a
-    # process whose first act is to record an event has made none yet.
-    if not _MANAGER.mapper.configured:
-        sa.orm.configure_mappers()
-    event = _MANAGER.new_instance()
-    event.__dict__.update(row)
-    session.info.setdefault(_QUEUE, []).append((event, row))
-    session.info[_PENDING] = True
+    result_text, severity_text, audit = _check(action, reason, result, severity)
+    # While a batch is queued, its transaction holds the lock (a commit or a rollback drops the
+    # batch); the first event since a flush checks, as the transaction may be a new one.
+    batch: _Batch | None = session.info.get(_QUEUE)
+    on_sqlite = batch.on_sqlite if batch is not None else _take_order_lock(session)
+    if node is None:
+        node_id, node_name = None, None
+    else:
+        node_id, node_name = _link(session, node)
+        # Linking a node added in this transaction flushes, which writes the queued batch.
+        batch = session.info.get(_QUEUE)
+    if batch is None:
+        batch = session.info[_QUEUE] = _Batch(on_sqlite=on_sqlite)
+        session.info[_PENDING] = True
+    note = cut_note(note) if note else None
+    actor = actor[:ACTOR_MAX] if actor else None
+    event = RecordedEvent(batch, len(batch.rows))
+    if batch.on_sqlite:
+        stored = None if details is None else _json(details)
+        batch.rows.append((_sqlite_now(), node_id, node_name, action, reason, result_text,
+                           severity_text, from_state, to_state, note, stored, job_id, attempt,
+                           duration_ms, actor, audit))  # fmt: skip
+    else:
+        batch.rows.append(
+            {
+                "occurred_at": utcnow(),
+                "node_id": node_id,
+                "node_name": node_name,
+                "action": action,
+                "reason": reason,
+                "result": result_text,
+                "severity": severity_text,
+                "from_state": from_state,
+                "to_state": to_state,
+                "note": note,
+                "details": details,
+                "job_id": job_id,
+                "attempt": attempt,
+                "duration_ms": duration_ms,
+                "actor": actor,
+                "audit": bool(audit),
+            }
+        )
     return event
 
 
 def flush_events(session: Session) -> None:
     """Write the events queued on `session` (in the order recorded) and set their ids."""
-    queued: list[tuple[TimelineEvent, dict[str, Any]]] | None = session.info.pop(_QUEUE, None)
-    if not queued:
+    batch: _Batch | None = session.info.pop(_QUEUE, None)
+    if batch is None or not batch.rows:
         return
-    rows = [row for _, row in queued]
+    rows = batch.rows
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        ids = _insert_sqlite(connection, rows)
+        batch.ids = _insert_sqlite(connection, rows)
+        actions = Counter(map(_ACTION_OF_ROW, rows))
     else:
         # Ids are assigned in the order the rows are inserted, under the writers' lock, so the
         # returned ids sorted match the rows in order; sorting here keeps the batched insert.
         insert = sa.insert(_TABLE).returning(_TABLE.c.id)
-        ids = sorted(connection.execute(insert, rows).scalars())
-    for (event, _), event_id in zip(queued, ids, strict=True):
-        event.__dict__["id"] = event_id
+        batch.ids = sorted(connection.execute(insert, rows).scalars())
+        actions = Counter(row["action"] for row in rows)
     # Counted when the transaction commits (`_after_commit`): a rolled back event never existed.
-    session.info.setdefault(_WRITTEN, Counter()).update(row["action"] for row in rows)
+    session.info.setdefault(_WRITTEN, Counter()).update(actions)
 
 
-def _insert_sqlite(connection: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """The driver's executemany, with the values converted here as SQLAlchemy's types would.
-
-    SQLAlchemy's per-row bind processing costs several times the insert itself, and a burst of
-    per-host outcomes must not hold SQLite's write lock that long. Ids: AUTOINCREMENT under our
-    write lock hands out consecutive ids, so the batch ends at the table's sequence value.
-    """
-    params = []
-    for row in rows:
-        values = list(_VALUES(row))
-        values[_TIME_AT] = _sqlite_time(row["occurred_at"])
-        if row["details"] is not None:
-            values[_DETAILS_AT] = json.dumps(row["details"])
-        params.append(tuple(values))
-    connection.exec_driver_sql(_SQLITE_INSERT, params)
+def _insert_sqlite(connection: sa.Connection, rows: list[tuple[Any, ...]]) -> range:
+    """The driver's executemany of rows already in its terms. Ids: AUTOINCREMENT under our write
+    lock hands out consecutive ids, so the batch ends at the table's sequence value."""
+    connection.exec_driver_sql(_SQLITE_INSERT, rows)
     last = connection.exec_driver_sql(
         "SELECT seq FROM sqlite_sequence WHERE name = 'timeline_event'"
     ).scalar_one()
-    return list(range(last - len(rows) + 1, last + 1))
+    return range(last - len(rows) + 1, last + 1)
 
 
-def _sqlite_time(value: dt.datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME format, in UTC, as UTCDateTime stores it.
-    if value.tzinfo is not dt.UTC:
-        value = value.astimezone(dt.UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+class _Second:
+    """The last second a time was written in, and its date and time of day as text."""
+
+    last: tuple[int, str] = (-1, "")
 
 
-_COLUMNS = [column.key for column in _TABLE.columns if column.key != "id"]
-_VALUES = operator.itemgetter(*_COLUMNS)
-_TIME_AT, _DETAILS_AT = _COLUMNS.index("occurred_at"), _COLUMNS.index("details")
+def _sqlite_now() -> str:
+    """Now in UTC, as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
+    `2026-11-21 10:11:12.345678`). Only the microseconds change within a second, so the rest is
+    formatted once a second: a datetime made and formatted per event costs more than its insert.
+    """
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    last = _Second.last
+    if last[0] != second:
+        text = time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
+        last = _Second.last = (second, text)
+    return last[1] + str(1_000_000 + micro)[1:]  # zero-padded to 6 digits
+
+
+# json.dumps's own C encoder, made once: dumps makes it again on every call, which costs more
+# than encoding a small dict. The text is json.dumps(value, check_circular=False)'s, the text the
+# JSON column type writes (a circular value fails with RecursionError rather than ValueError).
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE = (
+    _C_ENCODER(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+    if _C_ENCODER is not None
+    else None
+)
+
+
+def _json(value: Any) -> str:
+    if _ENCODE is None:
+        return json.dumps(value, check_circular=False)
+    return "".join(_ENCODE(value, 0))
+
+
+# The order of `record_event`'s row on SQLite.
+_COLUMNS = (
+    "occurred_at", "node_id", "node_name", "action", "reason", "result", "severity",
+    "from_state", "to_state", "note", "details", "job_id", "attempt", "duration_ms", "actor",
+    "audit",
+)  # fmt: skip
+_ACTION_OF_ROW = operator.itemgetter(_COLUMNS.index("action"))
 _SQLITE_INSERT = (
     f"INSERT INTO timeline_event ({', '.join(_COLUMNS)}) "  # noqa: S608  (fixed column names)
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
@@ -304,13 +394,8 @@ def attach(db: Database) -> Database:
 
 
 # Plain rows, not ORM objects: a page is read-only, and the identity map would cost more than
-# the query (see docs/benchmarks.md).
+# the query (see docs/benchmarks.md). Pages without `after_id` are read by `app.timeline.pages`.
 _ROWS = sa.select(_TABLE)
-_ROWS_AND_BOUNDS = sa.select(
-    _TABLE,
-    sa.select(sa.func.min(_TABLE.c.id)).scalar_subquery().label("bound_oldest"),
-    sa.select(sa.func.max(_TABLE.c.id)).scalar_subquery().label("bound_latest"),
-)
 
 
 def bounds(*, session: Session) -> tuple[int | None, int | None]:
@@ -350,37 +435,24 @@ def list_timeline(
     can catch up page by page), still listed newest first."""
     if before_id is not None and after_id is not None:
         raise refuse("after_id", "give before_id or after_id, not both")
+    if after_id is None:
+        return pages.read_page(
+            connection=session.connection(), filters=filters, limit=limit, before_id=before_id
+        ).schema()
     ev = TimelineEvent
-    where = filters.where()
-    if after_id is not None:
-        rows = events_after(session=session, after_id=after_id, filters=filters, limit=limit)
-        rows.reverse()
-        older = rows and session.scalar(
-            sa.select(ev.id).where(ev.id < rows[-1].id, *where).order_by(ev.id.desc()).limit(1)
-        )
-        has_older = bool(older)
-    else:
-        # The bounds ride along as two more columns: one statement, not two.
-        query = _ROWS_AND_BOUNDS.where(*where)
-        if before_id is not None:
-            query = query.where(ev.id < before_id)
-        rows = list(session.execute(query.order_by(ev.id.desc()).limit(limit + 1)))
-        has_older = len(rows) > limit
-        rows = rows[:limit]
-    if rows and after_id is None:
-        oldest_id, latest_id = rows[0].bound_oldest, rows[0].bound_latest
-    else:
-        oldest_id, latest_id = bounds(session=session)
-    if rows:
-        next_after_id: int | None = rows[0].id
-    elif after_id is not None:
-        next_after_id = after_id
-    else:
-        next_after_id = latest_id if before_id is None else None
+    rows = events_after(session=session, after_id=after_id, filters=filters, limit=limit)
+    rows.reverse()
+    older = rows and session.scalar(
+        sa.select(ev.id)
+        .where(ev.id < rows[-1].id, *filters.where())
+        .order_by(ev.id.desc())
+        .limit(1)
+    )
+    oldest_id, latest_id = bounds(session=session)
     return TimelinePage(
         items=[EventRead.of(row) for row in rows],
-        next_before_id=rows[-1].id if rows and has_older else None,
-        next_after_id=next_after_id,
+        next_before_id=rows[-1].id if rows and older else None,
+        next_after_id=rows[0].id if rows else after_id,
         oldest_id=oldest_id,
         latest_id=latest_id,
     )

@@ -8,7 +8,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -35,7 +35,9 @@ def write_events(db: Database, count: int, **fields: Any) -> list[int]:
             timeline.record_event(session=session, **{**base, **fields}) for _ in range(count)
         ]
         timeline.flush_events(session)
-        return [e.id for e in events]
+    ids = [event.id for event in events]
+    assert None not in ids, "flush_events wrote every queued event"
+    return cast(list[int], ids)
 
 
 @pytest.fixture
