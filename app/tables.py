@@ -32,6 +32,10 @@ def cell(value: object) -> str:
     """One line, whatever the value: a table row must stay one row to be read and grepped."""
     if value is None or value == "":
         return "-"
+    if type(value) is str and value.isprintable():
+        # Most cells: one printable line, which the general path below would only strip. Every
+        # line separator splitlines() knows is unprintable, so such a value never gets here.
+        return value.strip() or "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.datetime):

@@ -2,42 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from app.nodes.schemas import NodeRead
 from app.nodes.service import IN_CLUSTER
 from app.tables import cell, render_table
 
 HEADERS = ("NAME", "ADDRESS", "USER", "GROUP", "STATE", "IN CLUSTER", "LAST SEEN", "LABELS")
+# The node fields the table shows: a listing for it reads these alone.
+FIELDS = (
+    "name",
+    "address",
+    "ssh_port",
+    "ssh_user",
+    "host_group",
+    "state",
+    "in_cluster",
+    "last_seen_at",
+    "labels",
+)
 
 
-def _address(node: NodeRead) -> str:
+def _address(node: Mapping[str, Any]) -> str:
     # Brackets keep an IPv6 address apart from its port.
-    host = f"[{node.address}]" if ":" in node.address else node.address
-    return f"{host}:{node.ssh_port}"
+    address = node["address"]
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{node['ssh_port']}"
 
 
-def _in_cluster(node: NodeRead) -> str:
+def _in_cluster(node: Mapping[str, Any]) -> str:
     # From the drift watch; "-" until a master has been asked. Absent is news (MISSING) only
     # for a node that should be there; a registered or decommissioned one is just "no".
-    if node.in_cluster is None:
+    if node["in_cluster"] is None:
         return "-"
-    if node.in_cluster:
+    if node["in_cluster"]:
         return "yes"
-    return "MISSING" if node.state in IN_CLUSTER else "no"
+    return "MISSING" if node["state"] in IN_CLUSTER else "no"
 
 
-def nodes_text(nodes: Sequence[NodeRead]) -> str:
+def nodes_text(nodes: Sequence[Mapping[str, Any]]) -> str:
+    """The nodes as `read_nodes` gives them (NodeRead's fields, FIELDS at least), one row each."""
     rows = [
         (
-            n.name,
+            n["name"],
             _address(n),
-            n.ssh_user,
-            n.host_group.value,
-            n.state.value,
+            n["ssh_user"],
+            n["host_group"].value,
+            n["state"].value,
             _in_cluster(n),
-            n.last_seen_at,
-            n.labels,
+            n["last_seen_at"],
+            n["labels"],
         )
         for n in nodes
     ]
@@ -46,7 +61,7 @@ def nodes_text(nodes: Sequence[NodeRead]) -> str:
 
 def node_text(node: NodeRead) -> str:
     """One node's row, then its vars (values already redacted below the admin role)."""
-    text = nodes_text([node])
+    text = nodes_text([dict(node)])
     if node.vars:
         text += f"vars: {cell(node.vars)}\n"
     return text
