@@ -21,7 +21,15 @@ ansible-runner's sharp edges are handled here, once (docs/contracts.md#ansible-r
   TIMEOUT) and copies it all at every timeout: memory grew with the job's whole output, and the
   copies slowed the read to a crawl (docs/contracts.md#pexpect-buffer). `bound_pexpect_before`
   keeps only the search window; it patches pexpect for the whole process, so it is applied by
-  run_playbook, in the child that runs it (app.ansible.process), never at import.
+  run_playbook, in the child that runs it (app.ansible.process), never at import;
+- costs that are runner's own and buy clusterm nothing (docs/contracts.md#runner-output-buffering
+  and #pexpect-close): ansible-playbook's stdout is runner's pty, and an unbuffered stdout
+  (PYTHONUNBUFFERED, often set in a container and inherited from the daemon) writes each of the
+  callback's event tokens to it in pieces: more than twice the writes, and twice the reads of
+  runner's loop. The playbook gets PYTHONUNBUFFERED empty unless its env sets it.
+  Line-buffered on a terminal, every line still reaches runner as it is printed. And pexpect
+  waits 0.1 s after closing the pty "for the kernel to update the child's status": runner
+  closes it only once it has reaped the child, so `quick_pexpect_close` drops that wait.
 """
 
 from __future__ import annotations
@@ -58,6 +66,28 @@ def bound_pexpect_before() -> None:
 
     timeout.clusterm_bounded = True  # type: ignore[attr-defined]
     expecter.timeout = timeout
+
+
+def quick_pexpect_close() -> None:
+    """No 0.1 s sleep when runner closes the playbook's pty (see above); idempotent.
+
+    runner calls close() once its read loop has seen the child end (isalive() False, which reaps
+    it); were the child alive anyway, ptyprocess still terminates it, with its own waits."""
+    spawn = pexpect.pty_spawn.spawn
+    if getattr(spawn.close, "clusterm_quick", False):
+        return
+    original = spawn.close
+
+    def close(self: Any, force: bool = True) -> Any:
+        self.ptyproc.delayafterclose = 0
+        return original(self, force)
+
+    close.clusterm_quick = True  # type: ignore[attr-defined]
+    spawn.close = close
+
+
+# ansible-playbook's environment as runner gets it, under the run's own env (see above).
+_PLAYBOOK_ENV = {"PYTHONUNBUFFERED": ""}
 
 
 # playbook_on_stats keys -> the names clusterm shows.
@@ -173,6 +203,7 @@ def run_playbook(
 ) -> RunResult:
     """Run to the end (or cancel, or timeout) in the calling thread; output goes to on_output."""
     bound_pexpect_before()
+    quick_pexpect_close()
     stats: dict[str, dict[str, int]] = {}
     running: dict[str, str] = {}
     spec.private_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -182,7 +213,7 @@ def run_playbook(
             private_data_dir=str(spec.private_data_dir),
             playbook=str(spec.playbook),
             inventory=str(spec.inventory),
-            envvars=dict(spec.env),
+            envvars={**_PLAYBOOK_ENV, **spec.env},
             event_handler=event_handler(
                 on_output, stats, on_report, on_task, running, spec.all_task_results
             ),

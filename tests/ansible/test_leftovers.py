@@ -173,3 +173,53 @@ def test_a_restart_after_everything_was_killed_kills_the_job_and_spares_a_reader
     last = client.get("/info/job/last").json()
     assert last["id"] == job["id"]
     assert last["status"] == "interrupted"
+
+
+RECORDING = """
+import subprocess, sys
+from pathlib import Path
+from app.ansible import leftovers
+
+run_dir = Path(sys.argv[1])
+recorder = leftovers.Recorder(run_dir, interval_s=3600)
+recorder.start()  # the first look: this process alone
+# A detached process: its parent (sh) ends at once, and it is re-parented to this one.
+subprocess.run(["sh", "-c", f"sleep 60 & echo $! > {run_dir / 'detached'}"], check=True)
+print("started", flush=True)
+sys.stdin.readline()  # the test starts a process of its own meanwhile
+recorder.stop()  # the last look
+"""
+
+
+def test_the_record_adds_what_the_run_started_since_its_last_look_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Each look reads only the processes new since the one before: a process the run started
+    meanwhile is recorded, even once its parent has gone; another one on the host is not."""
+    bystander = None
+    with subprocess.Popen(
+        [sys.executable, "-c", RECORDING, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as run:
+        try:
+            assert run.stdout is not None
+            assert run.stdin is not None
+            assert run.stdout.readline() == b"started\n"
+            bystander = subprocess.Popen(["sleep", "60"])
+            run.stdin.write(b"\n")
+            run.stdin.close()
+            assert run.wait(timeout=30) == 0
+            detached = int((tmp_path / "detached").read_text())
+            pids = [pid for pid, _ in leftovers.recorded(tmp_path)]
+            assert pids[0] == run.pid
+            assert detached in pids
+            assert bystander.pid not in pids
+            assert leftovers.kill_leftovers(tmp_path) == 1  # the detached sleep, and only it
+            assert not running(detached)
+            assert bystander.poll() is None
+        finally:
+            run.kill()
+            if bystander is not None:
+                bystander.kill()
+                bystander.wait()
