@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from app import instruments
@@ -46,7 +47,12 @@ async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -
                 )
 
     outcomes = list(await asyncio.gather(*(one(step) for step in steps)))
-    for step, outcome in zip(steps, outcomes, strict=True):
-        result = "succeeded" if outcome.ok else "failed"
-        instruments.VERBOSITY_CHANGES.labels(step.target.component, result).inc()
+    # Counted per (component, result), then added: one labelled increment per target costs the
+    # event loop a lookup each, a thousand for a thousand nodes.
+    counts = Counter(
+        (step.target.component, "succeeded" if outcome.ok else "failed")
+        for step, outcome in zip(steps, outcomes, strict=True)
+    )
+    for (component, result), count in counts.items():
+        instruments.VERBOSITY_CHANGES.labels(component, result).inc(count)
     return outcomes

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.db import Database
 from app.nodes.models import Node
+from app.timeline.models import TimelineEvent
 from tests.conftest import node_body
 from tests.verbosity.conftest import TOKEN, set_state
 from tests.verbosity.emulator import Emulator, free_port
@@ -169,3 +170,27 @@ def test_all_skips_decommissioned_nodes_and_control_plane_targets_masters(
     r = admin.post("/verbosity", json={"component": "kube-scheduler", "nodes": "all", "level": 5})
     assert [x["node"] for x in r.json()["results"]] == ["m1"]
     assert endpoints["w2"].requests == []
+
+
+def test_each_nodes_event_is_linked_to_its_node(
+    admin: TestClient, emulators: Callable[..., Emulator], db: Database
+) -> None:
+    """The events of a fan-out are looked up with their nodes in one query, not one by one: each
+    is still linked to its node's row, so it stays in the node's history."""
+    emulator = emulators()
+    endpoints = {name: emulator.add(name, token=TOKEN) for name in ("c1", "c2", "c3")}
+    emulator.start()
+    register_many(admin, {n: e.port for n, e in endpoints.items()})
+
+    r = admin.post("/verbosity", json={"component": "kubelet", "nodes": "all", "level": 5})
+    assert r.status_code == 200, r.text
+    with db.read() as session:
+        ids = {row.name: row.id for row in session.execute(sa.select(Node.name, Node.id))}
+        linked = session.execute(
+            sa.select(TimelineEvent.node_name, TimelineEvent.node_id).where(
+                TimelineEvent.action == "verbosity"
+            )
+        ).all()
+    assert sorted(linked) == sorted((name, ids[name]) for name in endpoints)
+    history = admin.get("/info/node/c2/history").json()["items"]
+    assert [(e["action"], e["to_state"]) for e in history[:1]] == [("verbosity", "5")]
