@@ -20,7 +20,7 @@ class Row:
     unit: str  # "ms", "s", "MB", "events/s"
     baseline: str = ""  # what the figure is compared with, e.g. "GET /healthz p50"
     baseline_figure: float | None = None
-    target: str = ""  # e.g. "<= 50 ms"; empty when the issue sets none
+    target: str = ""  # e.g. "<= 50 ms"; empty for a figure shown without one
     met: bool | None = None  # None when there is no target
     flat: bool = False
     note: str = ""
