@@ -33,13 +33,19 @@ from pathlib import Path
 import httpx
 from jobs_bench import Daemon
 
-from app.ansible.env import ansible_env
 from app.ansible.runner import run_playbook
-from app.ansible.spec import RunSpec
-from app.config import load_settings
 
 from .common import Row
-from .jobs import ACTIVE, FORKS, PLAYBOOKS, forks_env, proc_cmdline, register, write_inventory
+from .jobs import (
+    ACTIVE,
+    FORKS,
+    PLAYBOOKS,
+    forks_env,
+    proc_cmdline,
+    register,
+    runner_alone_spec,
+    write_inventory,
+)
 
 CANCELS = 10
 QUICK_CANCELS = 3
@@ -114,20 +120,7 @@ def cancel_through(daemon: Daemon, names: list[str]) -> tuple[float, float, int]
 
 def cancel_runner(work: Path, inventory: Path, playbook: Path) -> tuple[float, int]:
     """(seconds from the cancel_callback's first True to run_playbook's return, sleeps left)."""
-    settings = load_settings(
-        data_dir=work / "bare-data",
-        ssh_host_key_policy="off",
-        ansible_env={"ANSIBLE_FORKS": str(FORKS)},
-    )
-    shutil.rmtree(work / "bare", ignore_errors=True)
-    spec = RunSpec(
-        private_data_dir=work / "bare",
-        playbook=playbook,
-        inventory=inventory,
-        extra_vars={},
-        env=ansible_env(settings),
-        timeout_s=3600,
-    )
+    spec = runner_alone_spec(work, inventory, playbook)
     cancel = threading.Event()
     ended = threading.Event()
     asked: list[float] = []

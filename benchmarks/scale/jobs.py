@@ -174,15 +174,16 @@ def run_plain(work: Path, inventory: Path, playbook: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_runner(work: Path, inventory: Path, playbook: Path) -> float:
-    """ansible-runner alone: its wall time."""
+def runner_alone_spec(work: Path, inventory: Path, playbook: Path) -> RunSpec:
+    """ansible-runner alone, through clusterm's wrapper: the daemon's Ansible environment with the
+    same forks, in a fresh private data dir under `work`."""
     settings = load_settings(
         data_dir=work / "bare-data",
         ssh_host_key_policy="off",
         ansible_env={"ANSIBLE_FORKS": str(FORKS)},
     )
     shutil.rmtree(work / "bare", ignore_errors=True)
-    spec = RunSpec(
+    return RunSpec(
         private_data_dir=work / "bare",
         playbook=playbook,
         inventory=inventory,
@@ -190,6 +191,11 @@ def run_runner(work: Path, inventory: Path, playbook: Path) -> float:
         env=ansible_env(settings),
         timeout_s=3600,
     )
+
+
+def run_runner(work: Path, inventory: Path, playbook: Path) -> float:
+    """ansible-runner alone: its wall time."""
+    spec = runner_alone_spec(work, inventory, playbook)
     start = time.perf_counter()
     result = run_playbook(spec, on_output=lambda text: None, should_cancel=lambda: False)
     end = time.perf_counter()
