@@ -101,3 +101,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and reporter and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {skipped} test(s) skipped; a skipped test fails CI", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked backend_independent runs on SQLite only: what it checks (Ansible's
+    behaviour, a boundary, the CLI's output) is the same on every database, and each of these
+    tests costs a playbook run. The job path on PostgreSQL keeps tests of its own
+    (tests/jobs/test_api.py, test_logstore.py, test_runner.py, tests/cluster)."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("db_url") == "postgresql"
+        independent = item.get_closest_marker("backend_independent") is not None
+        (dropped if on_pg and independent else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -24,6 +24,9 @@ from app.runtime import runtime_of
 from tests.conftest import node_body
 from tests.polling import wait_until
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 PLAYBOOK = Path(__file__).parent / "playbooks" / "gated_nodes.yml"
 
 

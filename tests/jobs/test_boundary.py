@@ -35,6 +35,9 @@ from tests.jobs.conftest import (
     wait_lines,
 )
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 def template(marker: Path) -> str:
     return f"{{{{ lookup('pipe', 'touch {marker}') }}}}"

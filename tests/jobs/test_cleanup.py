@@ -26,6 +26,9 @@ from tests.jobs.conftest import (
 from tests.jobs.test_cli import ctl
 from tests.polling import wait_until
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 MARKER = "cleanup of the failed hosts"
 
 

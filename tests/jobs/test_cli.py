@@ -10,6 +10,9 @@ from fastapi.testclient import TestClient
 from clusterctl.main import run
 from tests.jobs.conftest import local_node, wait_finished, wait_lines
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 def ctl(client: TestClient, tokens: dict[str, str], *argv: str, role: str = "admin") -> int:
     return run(["--token", tokens[role], *argv], http=client)

@@ -23,6 +23,9 @@ from tests.jobs.conftest import job_settings, local_node, wait_finished
 from tests.polling import wait_until
 from tests.timeline.conftest import serve
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture
 def settings(data_dir: Path, db_url: str) -> Settings:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import load_settings
 from app.demo import DEMO_NODES
 from app.main import create_app
 from tests.jobs.conftest import wait_finished
+
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
 
 
 def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db_url: str) -> None:

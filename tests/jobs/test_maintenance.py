@@ -17,6 +17,9 @@ from app.config import Settings
 from clusterctl.main import run
 from tests.jobs.conftest import job_settings, local_node, register, states, wait_finished
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture
 def settings(data_dir: Path, db_url: str) -> Settings:

@@ -28,6 +28,9 @@ from tests.jobs.conftest import (
 )
 from tests.polling import wait_until
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 SECRET = "planted-S3CRET-7f3a9c"  # an extra var's value: it must never reach a stored row
 
 

@@ -17,6 +17,9 @@ from app.jobs.models import Job
 from app.jobs.vocabulary import Kind, Status
 from tests.jobs.conftest import job_settings, local_node, register, states, wait_finished
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture
 def settings(data_dir: Path, db_url: str) -> Settings:

@@ -16,6 +16,9 @@ from clusterctl.main import run
 from tests.jobs.conftest import job_settings, local_node
 from tests.jobs.sandbox import NAMES, PLAYBOOK_DIR, Sandbox
 
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 # What the shipped playbooks declare (ansible/README.md): the daemon reads them from the files.
 COMMISSION_TAGS = {"prepare", "swap", "kernel", "packages", "containerd", "control_plane", "cni"}
 DECOMMISSION_TAGS = {"leave", "reset"}
