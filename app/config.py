@@ -217,6 +217,14 @@ class Settings(BaseSettings):
     # Every task's result per host, stored with the job (GET /jobs/{id}/hosts); off: only the
     # failed and unreachable tasks (each host's counts and its failure's reason stay).
     job_task_results: bool = True
+    # The CPU priority of a job's processes (ansible-runner, ansible-playbook, its forks, the
+    # commands of local tasks): while a big job keeps every core busy, the API still answers at
+    # once. docs/jobs.md#priority.
+    job_priority: Literal["idle", "low", "normal"] = Field(
+        default="idle",
+        description="idle: a job gets the CPU the daemon does not use (SCHED_IDLE); low: "
+        "niceness 10; normal: the daemon's own priority",
+    )
 
     # verbosity
     verbosity_components: Annotated[

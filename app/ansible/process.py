@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from app.ansible import leftovers, runner
-from app.ansible.spec import RunResult, RunSpec, RunStatus, TaskResult
+from app.ansible.spec import Priority, RunResult, RunSpec, RunStatus, TaskResult
 
 # A huge event is split at line ends into chunks of at most this much, and a batch is sent once
 # it holds this much: the daemon never holds more than about two chunks besides its log buffer.
@@ -139,6 +140,7 @@ def _child_main(conn: Connection, spec: RunSpec) -> None:
     # happens to the job (it cancels it on shutdown), not the signal
     # (see docs/contracts.md#runner-signal-handlers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority(spec.priority)
     pipe = _ChildPipe(conn)
     try:
         recorder = leftovers.Recorder(spec.private_data_dir)
@@ -160,6 +162,19 @@ def _child_main(conn: Connection, spec: RunSpec) -> None:
         # Here too, not only in the daemon: after a kill -9 of the daemon nobody else would.
         leftovers.kill_leftovers(spec.private_data_dir)
         conn.close()
+
+
+def lower_priority(priority: Priority) -> None:
+    """Put this process, and so everything it starts, at `priority` (docs/jobs.md#priority).
+
+    Everything the run starts inherits it, across fork, exec and setsid: a job that keeps every
+    core busy (Ansible's main process and its forks) yields them to the daemon's requests. Only
+    a scheduling policy crosses the session Ansible's workers each start: with the kernel's
+    autogroups, a niceness is weighed only against the processes of the same session."""
+    if priority == Priority.IDLE:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif priority == Priority.LOW:
+        os.nice(10)
 
 
 class _ChildPipe:

@@ -8,11 +8,19 @@ read-only copies: nothing the caller changes afterwards reaches a run already st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+
+class Priority(StrEnum):
+    """How a run's processes share the CPU with the daemon (docs/jobs.md#priority)."""
+
+    IDLE = "idle"  # SCHED_IDLE: whenever a process of normal priority wants a core, it gets it
+    LOW = "low"  # niceness +10
+    NORMAL = "normal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,8 @@ class RunSpec:
     # (app.ansible.tags), so never a comma or anything else a command line would read.
     tags: tuple[str, ...] = ()
     skip_tags: tuple[str, ...] = ()
+    # The CPU priority of the process running ansible-runner, so of everything it starts.
+    priority: Priority = Priority.NORMAL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_vars", MappingProxyType(dict(self.extra_vars)))
@@ -45,22 +55,8 @@ class RunSpec:
     def __reduce__(self) -> tuple[type[RunSpec], tuple[Any, ...]]:
         # A MappingProxyType cannot be pickled: the spec travels with plain dicts and is frozen
         # again on the other side.
-        return (
-            RunSpec,
-            (
-                self.private_data_dir,
-                self.playbook,
-                self.inventory,
-                dict(self.extra_vars),
-                dict(self.env),
-                self.timeout_s,
-                self.wants_reports,
-                self.all_task_results,
-                self.check,
-                self.tags,
-                self.skip_tags,
-            ),
-        )
+        values = (getattr(self, f.name) for f in fields(self))
+        return (RunSpec, tuple(dict(v) if isinstance(v, Mapping) else v for v in values))
 
 
 class RunStatus(StrEnum):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.ansible import inventory, process
 from app.ansible.env import ansible_env
-from app.ansible.spec import RunSpec, RunStatus
+from app.ansible.spec import Priority, RunSpec, RunStatus
 from app.config import Settings
 from app.errors import UpstreamError
 
@@ -37,6 +37,7 @@ def list_cluster_nodes(
         extra_vars={**settings.extra_vars, "clusterm_result_file": str(result_file)},
         env=ansible_env(settings),
         timeout_s=settings.drift_timeout_s,
+        priority=Priority(settings.job_priority),
     )
     result = process.run_playbook(spec, on_output=output.append, should_cancel=should_cancel)
     if result.status != RunStatus.SUCCESSFUL or not result_file.is_file():

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from app.ansible import inventory, leftovers, process
 from app.ansible.env import ansible_env
 from app.ansible.logbuffer import LogBuffer
-from app.ansible.spec import RunResult, RunSpec, RunStatus
+from app.ansible.spec import Priority, RunResult, RunSpec, RunStatus
 from app.cluster import known_hosts
 from app.cluster.leadership import Leadership, LeadLost
 from app.config import Settings
@@ -315,6 +315,7 @@ class Execution:
                     check=run.row.check,
                     tags=tuple(run.row.tags or ()) if name == "main" else (),
                     skip_tags=tuple(run.row.skip_tags or ()) if name == "main" else (),
+                    priority=Priority(self.settings.job_priority),
                 )
                 return process.run_playbook(
                     spec,

@@ -9,13 +9,16 @@ import sys
 from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.ansible import runner
+from app.ansible import leftovers, runner
 from app.ansible.process import BATCH_S, _ChildPipe, split_lines
+from app.main import create_app
 from tests.jobs.conftest import (
+    job_settings,
     local_node,
     register,
     runner_pids,
@@ -23,6 +26,10 @@ from tests.jobs.conftest import (
     wait_lines,
     wait_no_processes,
 )
+from tests.polling import wait_until
+
+# Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
 
 
 def lines_of(text: str) -> list[str]:
@@ -101,3 +108,46 @@ def test_output_is_batched_into_the_same_lines_and_comes_before_the_result() -> 
     clock[0] += 2 * BATCH_S
     pipe.on_output("late")
     assert ours.recv() == ("out", "late")
+
+
+@pytest.mark.parametrize("priority", ["idle", "low", "normal"])
+def test_a_jobs_processes_run_at_the_job_priority(
+    priority: str, data_dir: Path, db_url: str
+) -> None:
+    """job_priority: the runner's process, ansible-playbook, its forks (each in a session of its
+    own) and the task's command all run at it, so a job that keeps every core busy leaves the
+    API its turn."""
+    settings = job_settings(data_dir, db_url, job_priority=priority)
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        register(client, local_node("m1", "master"))
+        job = client.post(
+            "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
+        ).json()
+        run_dir = data_dir / "jobs" / str(job["id"]) / "main"
+
+        def commands() -> dict[int, bytes]:
+            pids = leftovers.running(run_dir)
+            return {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids}
+
+        def sleeping() -> dict[int, bytes] | None:
+            found = commands()
+            return found if any(b"sleep\x0060" in c for c in found.values()) else None
+
+        # The recorder looks for new processes every 0.2 s: the sleep is the last to appear.
+        running = wait_until(sleeping, timeout_s=30, what="the task's sleep to run")
+        assert any(b"ansible-playbook" in c for c in running.values()), running
+        assert runner_pids(run_dir.parent) <= set(running), running  # the runner's own process
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        expected = {
+            "idle": (os.SCHED_IDLE, ours),
+            "low": (os.SCHED_OTHER, min(ours + 10, 19)),
+            "normal": (os.SCHED_OTHER, ours),
+        }[priority]
+        seen = {
+            pid: (os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid))
+            for pid in running
+        }
+        assert set(seen.values()) == {expected}, (seen, running)
+        assert client.post("/info/job/active/cancel").status_code == 200
+        wait_finished(client, job["id"])
