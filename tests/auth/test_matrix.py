@@ -20,6 +20,10 @@ from app.auth.vocabulary import Role
 from app.config import load_settings
 from app.main import create_app
 
+# Who may call what does not depend on the database: SQLite only (tests/conftest.py); the
+# refusals' audit trail on each backend is tests/auth/test_refusals.py's.
+pytestmark = pytest.mark.backend_independent
+
 HEALTH = {"/healthz", "/readyz"}
 # The browser console's page and files: static, the same for everyone, no datum in them (a browser
 # navigation cannot send a token; the page sends one with each API call). docs/console.md.
