@@ -108,7 +108,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     behaviour, a boundary, the CLI's output) is the same on every database, and each of these
     tests costs a playbook run. The job path on PostgreSQL keeps tests of its own
     (tests/jobs/test_api.py, test_logstore.py, test_runner.py, tests/cluster)."""
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_pg = callspec is not None and callspec.params.get("db_url") == "postgresql"
