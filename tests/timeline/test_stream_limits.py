@@ -78,14 +78,16 @@ def test_a_quiet_stream_ends_too_and_other_tokens_streams_go_on(live: Live) -> N
 
 
 def test_a_stream_ends_when_its_token_expires(live: Live) -> None:
-    expires_at = utcnow() + dt.timedelta(seconds=2)
+    # Long enough for the stream to open first on a loaded machine (2 s was not, once).
+    ttl_s = 10
+    expires_at = utcnow() + dt.timedelta(seconds=ttl_s)
     with live.db.write() as session:
         live.tokens["brief"] = auth.create_token(
             session=session, name="brief", role="viewer", expires_at=expires_at
         )
     reader = SseReader(live, role="brief")
     reader.ready()
-    body = ended_with_error(reader, 2 + ENDS_WITHIN_S)
+    body = ended_with_error(reader, ttl_s + ENDS_WITHIN_S)
     assert body["error"] == "Unauthorized"
     assert "expired" in str(body["message"])
 
