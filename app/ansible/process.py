@@ -140,8 +140,10 @@ def _child_main(conn: Connection, spec: RunSpec) -> None:
     # happens to the job (it cancels it on shutdown), not the signal
     # (see docs/contracts.md#runner-signal-handlers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lower_priority(spec.priority)
+    refused = lower_priority(spec.priority)
     pipe = _ChildPipe(conn)
+    if refused:
+        pipe.on_output(refused)
     try:
         recorder = leftovers.Recorder(spec.private_data_dir)
         recorder.start()
@@ -164,17 +166,28 @@ def _child_main(conn: Connection, spec: RunSpec) -> None:
         conn.close()
 
 
-def lower_priority(priority: Priority) -> None:
+def lower_priority(priority: Priority) -> str | None:
     """Put this process, and so everything it starts, at `priority` (docs/jobs.md#priority).
 
     Everything the run starts inherits it, across fork, exec and setsid: a job that keeps every
     core busy (Ansible's main process and its forks) yields them to the daemon's requests. Only
     a scheduling policy crosses the session Ansible's workers each start: with the kernel's
-    autogroups, a niceness is weighed only against the processes of the same session."""
-    if priority == Priority.IDLE:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    elif priority == Priority.LOW:
-        os.nice(10)
+    autogroups, a niceness is weighed only against the processes of the same session.
+
+    Returns None, or the line for the job's log that says the kernel refused: a sandbox (a
+    seccomp profile) may forbid the call, and a job that runs at the daemon's priority is
+    better than a job that fails for it."""
+    try:
+        if priority == Priority.IDLE:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif priority == Priority.LOW:
+            os.nice(10)
+    except OSError as exc:
+        return (
+            f"[clusterm: the kernel refused job_priority {priority.value} "
+            f"({exc.strerror or exc}); this job runs at the daemon's own priority]"
+        )
+    return None
 
 
 class _ChildPipe:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
@@ -15,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.ansible import leftovers, runner
-from app.ansible.process import BATCH_S, _ChildPipe, split_lines
+from app.ansible.process import BATCH_S, _child_main, _ChildPipe, split_lines
+from app.ansible.spec import Priority, RunSpec
 from app.main import create_app
 from tests.jobs.conftest import (
     job_settings,
@@ -151,3 +153,57 @@ def test_a_jobs_processes_run_at_the_job_priority(
         assert set(seen.values()) == {expected}, (seen, running)
         assert client.post("/info/job/active/cancel").status_code == 200
         wait_finished(client, job["id"])
+
+
+def refuse(*args: object) -> None:
+    raise PermissionError(1, "Operation not permitted")
+
+
+def test_a_refused_priority_runs_the_job_anyway_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandbox may forbid the call (a seccomp profile): the job runs at the daemon's priority
+    and its log says why, rather than fail. The child is forked here, so it inherits the
+    refusing call: the kernel's own refusal cannot be staged without such a sandbox."""
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: still ran\n"
+    )
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    here:\n      ansible_connection: local\n"
+        f"      ansible_python_interpreter: {sys.executable}\n"
+    )
+    spec = RunSpec(
+        private_data_dir=tmp_path / "run",
+        playbook=playbook,
+        inventory=inventory,
+        extra_vars={},
+        env={"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+        timeout_s=120,
+        priority=Priority.IDLE,
+    )
+    ours, theirs = multiprocessing.Pipe()
+    child = multiprocessing.get_context("fork").Process(target=_child_main, args=(theirs, spec))
+    child.start()
+    theirs.close()
+    output: list[str] = []
+    result: tuple[str, Any] | None = None
+    while result is None and ours.poll(60):
+        kind, value = ours.recv()
+        if kind == "out":
+            output.append(value)
+        elif kind in ("result", "error"):
+            result = (kind, value)
+    child.join(10)
+    assert result is not None, output
+    assert result[0] == "result", (result, output)
+    assert result[1].status == "successful", result
+    text = "".join(output)
+    assert text.startswith(
+        "[clusterm: the kernel refused job_priority idle (Operation not permitted); "
+        "this job runs at the daemon's own priority]"
+    ), text
+    assert "still ran" in text
