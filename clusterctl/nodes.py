@@ -25,10 +25,19 @@ NODE_COLUMNS: list[Column] = [
 ]
 
 
+# The daemon's rule (EXPECTED_IN_CLUSTER in app/nodes/service.py): absence from the cluster is
+# news only for a node that should be there, as the daemon's own table and console say it.
+_EXPECTED_IN_CLUSTER = frozenset({"commissioned", "maintenance"})
+
+
 def _in_cluster(node: dict[str, Any]) -> str:
     # From the drift watch; "-" until a master has been asked.
     flag = node.get("in_cluster")
-    return "-" if flag is None else ("yes" if flag else "MISSING")
+    if flag is None:
+        return "-"
+    if flag:
+        return "yes"
+    return "MISSING" if node.get("state") in _EXPECTED_IN_CLUSTER else "no"
 
 
 def _show(nodes: list[dict[str, Any]], as_json: bool) -> None:

@@ -11,13 +11,12 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.drift import checks
 from app.nodes import service as nodes
-from app.nodes.vocabulary import State
 from app.timeline import service as timeline
 from app.timeline.vocabulary import Result, Severity
 
 ACTOR = "drift-watch"
 # The nodes clusterm put in the cluster and expects to find there.
-EXPECTED_STATES = (State.COMMISSIONED, State.MAINTENANCE)
+EXPECTED_STATES = nodes.EXPECTED_IN_CLUSTER
 
 
 @dataclass

@@ -211,6 +211,11 @@ class NodeView(Protocol):
 
 # The states of a node that is part of the cluster: its control plane, if a master, serves.
 IN_CLUSTER = frozenset({State.COMMISSIONED, State.UPDATING, State.MAINTENANCE})
+# The states in which the drift watch expects a node in the cluster's Node list, so that its
+# absence is news (MISSING in the tables, the console's mark, clusterm_nodes_missing). A node in
+# a job is the job's business: the watch does not run during jobs, and what it last saw of an
+# updating node predates the job.
+EXPECTED_IN_CLUSTER = frozenset({State.COMMISSIONED, State.MAINTENANCE})
 
 
 def _row(node: NodeView) -> Node:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.nodes.schemas import NodeRead
-from app.nodes.service import IN_CLUSTER
+from app.nodes.service import EXPECTED_IN_CLUSTER
 from app.tables import cell, render_table
 
 HEADERS = ("NAME", "ADDRESS", "USER", "GROUP", "STATE", "IN CLUSTER", "LAST SEEN", "LABELS")
@@ -33,12 +33,12 @@ def _address(node: Mapping[str, Any]) -> str:
 
 def _in_cluster(node: Mapping[str, Any]) -> str:
     # From the drift watch; "-" until a master has been asked. Absent is news (MISSING) only
-    # for a node that should be there; a registered or decommissioned one is just "no".
+    # for a node that should be there; a registered, decommissioned or updating one is "no".
     if node["in_cluster"] is None:
         return "-"
     if node["in_cluster"]:
         return "yes"
-    return "MISSING" if node["state"] in IN_CLUSTER else "no"
+    return "MISSING" if node["state"] in EXPECTED_IN_CLUSTER else "no"
 
 
 def nodes_text(nodes: Sequence[Mapping[str, Any]]) -> str:

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.db import Database
+from app.drift import service as drift
+from app.nodes.models import Node
 from clusterctl.main import run
 
 
@@ -65,6 +68,31 @@ def test_add_get_and_list(ctl: Ctl) -> None:
 
     code, out, _ = ctl("nodes", "get", "--json", "--group", "worker")
     assert [n["name"] for n in json.loads(out)] == ["n2"]
+
+
+def test_in_cluster_says_missing_only_where_the_node_should_be(
+    ctl: Ctl, db: Database, client: TestClient, tokens: dict[str, str]
+) -> None:
+    """The column as the daemon's own table says it: absent is MISSING for a commissioned node
+    (or one in maintenance), "no" for a registered one or one a job holds (an update)."""
+    for name in ("c1", "r1", "u1", "s1"):
+        assert ctl("node", "add", name, "--addr", "10.0.0.1")[0] == 0
+    with db.write() as session:
+        for name, state in (("c1", "commissioned"), ("u1", "updating"), ("s1", "commissioned")):
+            session.execute(sa.update(Node).where(Node.name == name).values(state=state))
+    with db.write() as session:
+        drift.apply_node_list(session=session, present={"s1": "uid-1"})
+    code, out, _ = ctl("nodes", "get")
+    assert code == 0
+    column = {line.split()[0]: line.split()[5] for line in out.splitlines()[1:]}
+    assert column == {"c1": "MISSING", "r1": "no", "u1": "no", "s1": "yes"}
+    # The daemon's own table agrees, cell for cell.
+    served = client.get(
+        "/info/nodes",
+        params={"format": "text"},
+        headers={"Authorization": f"Bearer {tokens['viewer']}"},
+    ).text
+    assert {line.split()[0]: line.split()[5] for line in served.splitlines()[1:]} == column
 
 
 def test_refusal_is_one_line_on_stderr_and_exit_1(ctl: Ctl) -> None:

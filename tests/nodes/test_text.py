@@ -122,3 +122,18 @@ def test_bad_format_and_unknown_node(admin: TestClient, inventory: None) -> None
     r = admin.get("/info/node/nope", params={"format": "text"})
     assert r.status_code == 404
     assert r.json()["error"] == "NodeNotFound"
+
+
+def test_missing_is_news_only_where_the_drift_watch_expects_the_node(
+    client: TestClient, as_role: RoleHeaders, inventory: None, db: Database
+) -> None:
+    """The drift watch saw w1 absent while commissioned: MISSING. Once a job holds it (an update),
+    what the watch last saw predates the job: "no", as the console and the missing-nodes metric
+    count it."""
+    text = client.get("/info/nodes", params={"format": "text"}, headers=as_role("viewer")).text
+    assert {row[0]: row[5] for row in parse(text)} == {"m1": "yes", "w1": "MISSING", "w2": "no"}
+    for state, shown in (("updating", "no"), ("maintenance", "MISSING"), ("failed", "no")):
+        with db.write() as session:
+            session.execute(sa.update(Node).where(Node.name == "w1").values(state=state))
+        text = client.get("/info/nodes", params={"format": "text"}, headers=as_role("viewer")).text
+        assert parse(text)[1][4:6] == [state, shown]
