@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,19 @@ def admin(client: TestClient, tokens: dict[str, str]) -> TestClient:
     """The client with the admin token on every request."""
     client.headers["Authorization"] = f"Bearer {tokens['admin']}"
     return client
+
+
+@contextmanager
+def admin_client(
+    settings: Settings, *, demo: bool = False, raise_server_exceptions: bool = True
+) -> Iterator[TestClient]:
+    """A daemon of its own `settings`, run (lifespan included) for the block, with the admin
+    token it wrote on its first start on every request: for a test that needs other settings
+    than the `admin` fixture's."""
+    app = create_app(settings, demo=demo)
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+        yield client
 
 
 def node_body(name: str, **extra: object) -> dict[str, object]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from app.ansible import leftovers, runner
 from app.ansible.process import BATCH_S, _child_main, _ChildPipe, split_lines
 from app.ansible.spec import Priority, RunSpec
-from app.main import create_app
+from tests.conftest import admin_client
 from tests.jobs.conftest import (
     job_settings,
     local_node,
@@ -120,8 +120,7 @@ def test_a_jobs_processes_run_at_the_job_priority(
     own) and the task's command all run at it, so a job that keeps every core busy leaves the
     API its turn."""
     settings = job_settings(data_dir, db_url, job_priority=priority)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         register(client, local_node("m1", "master"))
         job = client.post(
             "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}

@@ -8,15 +8,14 @@ import stat
 from pathlib import Path
 
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from app.cluster import known_hosts
 from app.cluster.models import KnownHost
 from app.config import Settings, load_settings
 from app.db import Database
-from app.main import create_app
 from app.nodes.models import Node
 from app.runtime import runtime_of
+from tests.conftest import admin_client
 from tests.hosts.fixture import SshHosts, ssh_hosts  # noqa: F401  (the fixture)
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "ssh_nodes.yml"
@@ -75,8 +74,7 @@ def replica_settings(
 def check(
     settings: Settings, master: str | None = None, body: dict[str, object] | None = None
 ) -> dict[str, object]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings, raise_server_exceptions=False) as client:
         if body is not None:
             assert client.post("/nodes", json=body).status_code == 201
             db = runtime_of(client.app).db

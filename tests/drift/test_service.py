@@ -10,10 +10,9 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.db import Database
 from app.drift import service as drift
-from app.main import create_app
 from app.nodes import service as nodes
 from app.nodes.models import Node
-from tests.conftest import node_body
+from tests.conftest import admin_client, node_body
 
 T0 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 
@@ -118,13 +117,11 @@ def test_drift_routes_before_any_check(admin: TestClient, as_role) -> None:  # t
 def test_the_last_check_survives_a_restart(settings: Settings) -> None:
     """The last check is a row: a restarted daemon (or another replica) answers it at once,
     not 404 until its next interval."""
-    with TestClient(create_app(settings)) as first:
-        first.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as first:
         asked = first.post("/drift/check")
         assert asked.status_code == 200, asked.text
         before = first.get("/info/drift").json()
-    with TestClient(create_app(settings)) as again:
-        again.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as again:
         after = again.get("/info/drift")
         assert after.status_code == 200, after.text
         assert after.json() == before

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import admin_client
 from tests.jobs.conftest import local_node, register, states, wait_finished
 
 
@@ -91,14 +92,12 @@ def test_no_job_yet_is_a_404_that_says_so(admin: TestClient) -> None:
 
 
 def test_globals_persist_and_layer_between_settings_and_request(data_dir: Any, db_url: str) -> None:
-    from app.main import create_app
     from tests.jobs.conftest import job_settings
 
     settings = job_settings(
         data_dir, db_url, extra_vars={"marker": "settings", "layer": "settings"}
     )
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         register(client, local_node("m1", "master"), local_node("w1"))
 
         def seen(body: dict[str, Any]) -> str:
@@ -118,8 +117,7 @@ def test_globals_persist_and_layer_between_settings_and_request(data_dir: Any, d
         assert seen(body) == "request layer=settings"
         assert client.put("/globals", json={"extra_vars": "[1]"}).status_code == 422
     # Persisted: a new daemon on the same data dir has them.
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         assert client.get("/globals").json()["extra_vars"] == {"marker": "globals"}
 
 
@@ -168,12 +166,10 @@ def test_update_decommission_and_paging(admin: TestClient) -> None:
 def test_a_missing_playbook_is_refused_before_a_job_exists(
     path: str, data_dir: Any, db_url: str
 ) -> None:
-    from app.main import create_app
     from tests.jobs.conftest import job_settings
 
     settings = job_settings(data_dir, db_url, commission_playbook="nope.yml", update_playbook="x")
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         register(client, local_node("m1", "master"))
         response = client.post(path, json={"nodes": ["m1"]})
         assert response.status_code == 503

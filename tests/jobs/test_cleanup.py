@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.runtime import runtime_of
 from app.timeline.models import TimelineEvent
+from tests.conftest import admin_client
 from tests.jobs.conftest import (
     job_processes,
     job_settings,
@@ -108,8 +108,7 @@ def test_cleanup_must_be_a_boolean(admin: TestClient) -> None:
 
 def test_a_timed_out_commission_cleans_up_its_nodes(data_dir: Path, db_url: str) -> None:
     settings = job_settings(data_dir, db_url, job_timeout_s=4)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         job_id = sleeping_commission(client)
         done = wait_finished(client, job_id)
         assert done["status"] == "timeout"

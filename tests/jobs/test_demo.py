@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.config import load_settings
 from app.demo import DEMO_NODES
-from app.main import create_app
+from tests.conftest import admin_client
 from tests.jobs.conftest import wait_finished
 
 # Ansible's behaviour, not the database's: SQLite only (tests/conftest.py).
@@ -20,8 +19,7 @@ pytestmark = pytest.mark.backend_independent
 
 def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db_url: str) -> None:
     settings = load_settings(data_dir=data_dir, database_url=db_url)
-    with TestClient(create_app(settings, demo=True)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings, demo=True) as client:
         nodes = {n["name"]: n for n in client.get("/info/nodes").json()}
         assert set(nodes) == {name for name, _ in DEMO_NODES}
         for node in nodes.values():
@@ -40,8 +38,7 @@ def test_demo_registers_sandbox_nodes_and_starts_a_commission(data_dir: Path, db
         assert wait_finished(client, active["id"])["status"] == "canceled"
 
     # A second start with the nodes failed (canceled) starts their commission again.
-    with TestClient(create_app(settings, demo=True)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings, demo=True) as client:
         assert client.get("/info/job/active").json()["id"] == 2
         client.post("/info/job/active/cancel")
 
@@ -52,8 +49,7 @@ def test_the_demo_commission_ends_with_every_demo_node_commissioned(
     """What a newcomer's first command shows: the shipped playbooks, run for real in the sandbox,
     commission the three demo nodes (a failure here is what `clusterm serve --demo` shows too)."""
     settings = load_settings(data_dir=data_dir, database_url=db_url)
-    with TestClient(create_app(settings, demo=True)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings, demo=True) as client:
         job = wait_finished(client, client.get("/info/job/active").json()["id"], timeout_s=300)
         assert job["status"] == "successful", client.get("/info/job/last?format=text").text[-3000:]
         states = {n["name"]: n["state"] for n in client.get("/info/nodes").json()}

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import load_settings
-from app.main import create_app
+from tests.conftest import admin_client
 from tests.hosts.fixture import SshHosts
 from tests.hosts.fixture import ssh_hosts as ssh_hosts  # the fixture
 from tests.jobs.conftest import job_processes, wait_finished
@@ -41,8 +41,7 @@ def client(ssh_hosts: SshHosts, data_dir: Path, db_url: str) -> Iterator[TestCli
         },
         job_timeout_s=240,
     )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings, raise_server_exceptions=False) as c:
         yield c
 
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.runtime import runtime_of
 from app.timeline.models import TimelineEvent
+from tests.conftest import admin_client
 from tests.jobs.conftest import (
     job_processes,
     local_node,
@@ -169,12 +170,10 @@ def test_cancel_leaves_no_ansible_process(admin: TestClient, data_dir: Any) -> N
 
 
 def test_job_timeout(data_dir: Any, db_url: str) -> None:
-    from app.main import create_app
     from tests.jobs.conftest import job_settings
 
     settings = job_settings(data_dir, db_url, job_timeout_s=2)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         register(client, local_node("m1", "master"))
         job = client.post(
             "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"sleep_s": 60}}
@@ -202,13 +201,11 @@ def test_discover_runs_on_addresses(admin: TestClient) -> None:
 def test_big_output_keeps_head_marker_and_tail_and_odd_bytes(data_dir: Any, db_url: str) -> None:
     """Megabytes through a real job, past a small cap; raw invalid UTF-8 and ANSI on the way.
     (50 MB through the buffer itself: test_logbuffer.py; through Ansible it takes a minute.)"""
-    from app.main import create_app
     from tests.jobs.conftest import job_settings
 
     cap = 128 * 1024
     settings = job_settings(data_dir, db_url, job_log_cap_bytes=cap)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:
         register(client, local_node("m1", "master"))
         job = client.post(
             "/commission/nodes", json={"nodes": ["m1"], "extra_vars": {"emit_bytes": 2_000_000}}
@@ -241,8 +238,7 @@ def test_big_output_keeps_head_marker_and_tail_and_odd_bytes(data_dir: Any, db_u
     assert last["next_line"] == gap["after_line"] + gap["lines"] + len(tail) + 1
     assert marker == gap["after_line"]
 
-    with TestClient(create_app(settings)) as client:  # after a restart, from the database
-        client.headers["Authorization"] = f"Bearer {settings.admin_token_file.read_text().strip()}"
+    with admin_client(settings) as client:  # after a restart, from the database
         again = client.get("/info/job/last").json()
         assert again["logs"] == lines
         since = client.get("/info/job/last", params={"since": last["next_line"] - 3}).json()
