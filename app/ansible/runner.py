@@ -89,6 +89,17 @@ def quick_pexpect_close() -> None:
 # ansible-playbook's environment as runner gets it, under the run's own env (see above).
 _PLAYBOOK_ENV = {"PYTHONUNBUFFERED": ""}
 
+# clusterm's `awx_display` (docs/contracts.md#runner-display-callback): runner's display callback
+# with three of its costs in ansible-playbook's main process taken out. Ansible takes the first
+# callback of a name along ANSIBLE_CALLBACK_PLUGINS, and runner appends its own directory.
+CALLBACK_DIR = Path(__file__).parent / "callback"
+
+
+def playbook_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The envvars runner gets: clusterm's defaults, the run's env, clusterm's callback first."""
+    plugins = ":".join(filter(None, (str(CALLBACK_DIR), env.get("ANSIBLE_CALLBACK_PLUGINS"))))
+    return {**_PLAYBOOK_ENV, **env, "ANSIBLE_CALLBACK_PLUGINS": plugins}
+
 
 # playbook_on_stats keys -> the names clusterm shows.
 _STATS_KEYS = {
@@ -213,7 +224,7 @@ def run_playbook(
             private_data_dir=str(spec.private_data_dir),
             playbook=str(spec.playbook),
             inventory=str(spec.inventory),
-            envvars={**_PLAYBOOK_ENV, **spec.env},
+            envvars=playbook_env(spec.env),
             event_handler=event_handler(
                 on_output, stats, on_report, on_task, running, spec.all_task_results
             ),
