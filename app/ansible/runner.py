@@ -29,7 +29,10 @@ ansible-runner's sharp edges are handled here, once (docs/contracts.md#ansible-r
   runner's loop. The playbook gets PYTHONUNBUFFERED empty unless its env sets it.
   Line-buffered on a terminal, every line still reaches runner as it is printed. And pexpect
   waits 0.1 s after closing the pty "for the kernel to update the child's status": runner
-  closes it only once it has reaped the child, so `quick_pexpect_close` drops that wait.
+  closes it only once it has reaped the child, so `quick_pexpect_close` drops that wait;
+- runner's display callback runs in ansible-playbook's main process, the one a job waits on:
+  `playbook_env` puts clusterm's `awx_display` (app/ansible/callback) before it, which runs
+  runner's own and takes three of its costs out (docs/contracts.md#runner-display-callback).
 """
 
 from __future__ import annotations
