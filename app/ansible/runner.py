@@ -32,7 +32,9 @@ ansible-runner's sharp edges are handled here, once (docs/contracts.md#ansible-r
   closes it only once it has reaped the child, so `quick_pexpect_close` drops that wait;
 - runner's display callback runs in ansible-playbook's main process, the one a job waits on:
   `playbook_env` puts clusterm's `awx_display` (app/ansible/callback) before it, which runs
-  runner's own and takes three of its costs out (docs/contracts.md#runner-display-callback).
+  runner's own and takes three of its costs out, one of them a file created per event: the
+  events' data comes back through clusterm's journal instead (app.ansible.eventjournal, put in
+  front of the event handler; docs/contracts.md#runner-display-callback).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any
 import ansible_runner
 import pexpect  # type: ignore[import-untyped]
 
-from app.ansible import unsafe
+from app.ansible import eventjournal, unsafe
 from app.ansible.spec import RunResult, RunSpec, RunStatus, TaskResult, TaskStatus
 from app.ansible.taskresults import task_result
 
@@ -98,10 +100,14 @@ _PLAYBOOK_ENV = {"PYTHONUNBUFFERED": ""}
 CALLBACK_DIR = Path(__file__).parent / "callback"
 
 
-def playbook_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The envvars runner gets: clusterm's defaults, the run's env, clusterm's callback first."""
+def playbook_env(env: Mapping[str, str], journal: Path | None = None) -> dict[str, str]:
+    """The envvars runner gets: clusterm's defaults, the run's env, clusterm's callback first
+    and the directory of its event journal."""
     plugins = ":".join(filter(None, (str(CALLBACK_DIR), env.get("ANSIBLE_CALLBACK_PLUGINS"))))
-    return {**_PLAYBOOK_ENV, **env, "ANSIBLE_CALLBACK_PLUGINS": plugins}
+    ours = {"ANSIBLE_CALLBACK_PLUGINS": plugins}
+    if journal is not None:
+        ours[eventjournal.JOURNAL_ENV] = str(journal)
+    return {**_PLAYBOOK_ENV, **env, **ours}
 
 
 # playbook_on_stats keys -> the names clusterm shows.
@@ -222,14 +228,15 @@ def run_playbook(
     running: dict[str, str] = {}
     spec.private_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_extra_vars(spec.private_data_dir, spec.extra_vars)
+    journal = eventjournal.EventJournal(spec.private_data_dir / "events")
     try:
         runner = ansible_runner.run(
             private_data_dir=str(spec.private_data_dir),
             playbook=str(spec.playbook),
             inventory=str(spec.inventory),
-            envvars=playbook_env(spec.env),
-            event_handler=event_handler(
-                on_output, stats, on_report, on_task, running, spec.all_task_results
+            envvars=playbook_env(spec.env, journal.create()),
+            event_handler=journal.merging(
+                event_handler(on_output, stats, on_report, on_task, running, spec.all_task_results)
             ),
             **playbook_options(spec),
             cancel_callback=should_cancel,
@@ -249,6 +256,8 @@ def run_playbook(
         failed = not stats or any(c["failed"] or c["unreachable"] for c in stats.values())
         status = RunStatus.FAILED if failed else RunStatus.SUCCESSFUL
         return RunResult(status=status, rc=None, hosts=stats, running=running)
+    finally:
+        journal.close()
     # runner ends every run in one of these four (its Runner.run); anything else is a new
     # runner this code has not been checked against, and fails loudly here.
     return RunResult(status=RunStatus(runner.status), rc=runner.rc, hosts=stats, running=running)

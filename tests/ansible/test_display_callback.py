@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.ansible import runner
+from app.ansible import eventjournal, runner
 from app.ansible.spec import RunSpec, RunStatus
 
 # Each kind of event the callback makes: a play and tasks, a changed command, a loop, a skipped
@@ -112,7 +112,8 @@ def _stable(value: Any) -> Any:
 def _run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch, **env: str
 ) -> tuple[RunStatus, list[dict[str, Any]], str]:
-    """Run PLAYBOOK through clusterm's wrapper and return every event runner handed over."""
+    """Run PLAYBOOK through clusterm's wrapper and return every event handed to clusterm's
+    handler, each with the data the journal gave it under "journaled" (popped before return)."""
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
@@ -134,7 +135,16 @@ def _run(
 
         return on_event
 
+    journaled: dict[str, bool] = {}
+    take = eventjournal.EventJournal.take
+
+    def recording_take(self: eventjournal.EventJournal, uuid: object) -> dict[str, Any] | None:
+        data = take(self, uuid)
+        journaled[str(uuid)] = data is not None
+        return data
+
     monkeypatch.setattr(runner, "event_handler", recording)
+    monkeypatch.setattr(eventjournal.EventJournal, "take", recording_take)
     output: list[str] = []
     result = runner.run_playbook(
         RunSpec(
@@ -153,6 +163,8 @@ def _run(
         on_output=output.append,
         should_cancel=lambda: False,
     )
+    for event in events:
+        event["journaled"] = journaled[event["uuid"]]
     return result.status, events, "\n".join(output)
 
 
@@ -178,14 +190,18 @@ def test_runner_hears_the_same_events_as_with_its_own_callback(
         "playbook_on_stats",
     ):
         assert kind in kinds, (kind, kinds)
+    # Every event's data came from clusterm's journal with clusterm's callback, from runner's
+    # partial files with runner's; and the events are the same.
+    assert all(e.pop("journaled") for e in ours)
+    assert not any(e.pop("journaled") for e in theirs)
     assert [_stable(e) for e in ours] == [_stable(e) for e in theirs]
     secret = next(e for e in ours if e["event_data"].get("task") == "A secret")
     assert "hunter2" not in str(secret)  # no_log still censors the result
-    # Every partial file was read and removed by runner: nothing is left behind, half-written
-    # or not.
+    # Nothing is left behind: no partial file (runner reads and removes its own), no journal.
     for run in ("ours", "theirs"):
         (artifacts,) = (tmp_path / run / "artifacts").iterdir()
         assert list((artifacts / "job_events").iterdir()) == []
+        assert not (tmp_path / run / "events").exists()
 
 
 def test_the_playbook_loads_clusterms_callback(
@@ -263,6 +279,6 @@ def test_another_runner_s_callback_runs_unchanged_and_the_log_says_so(tmp_path: 
 
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
-    assert "ansible-runner's display callback is not the one it knows" in text
-    assert "it runs unchanged" in text
+    assert "clusterm's awx_display: " in text
+    assert "ansible-runner's display callback runs unchanged" in text
     assert '"msg": "still here"' in text
