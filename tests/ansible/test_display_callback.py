@@ -16,6 +16,7 @@ import pytest
 
 from app.ansible import eventjournal, runner
 from app.ansible.spec import RunSpec, RunStatus
+from tests.ansible.local import local_inventory
 
 # Each kind of event the callback makes: a play and tasks, a changed command, a loop, a skipped
 # task, an ignored failure, a no_log result, a rescued failure, a warning printed outside any
@@ -115,15 +116,7 @@ def _run(
     """Run PLAYBOOK through clusterm's wrapper and return every event handed to clusterm's
     handler, each with the data the journal gave it under "journaled" (popped before return)."""
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  hosts:\n"
-        + "".join(
-            f"    {host}:\n      ansible_connection: local\n"
-            f"      ansible_python_interpreter: {sys.executable}\n"
-            for host in ("h1", "h2")
-        )
-    )
+    inventory = local_inventory(tmp_path / "hosts.yml", ("h1", "h2"))
     events: list[dict[str, Any]] = []
 
     def recording(*args: Any, **kwargs: Any) -> Callable[[dict[str, Any]], bool]:

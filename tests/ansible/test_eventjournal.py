@@ -17,6 +17,7 @@ import pytest
 from app.ansible import eventjournal, runner
 from app.ansible.eventjournal import EventJournal, segment_name
 from app.ansible.spec import RunSpec, RunStatus
+from tests.ansible.local import local_inventory
 
 
 def _line(uuid: str, **data: Any) -> bytes:
@@ -140,15 +141,7 @@ def test_a_run_whose_data_spans_segments_hands_every_result_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "pb.yml").write_text(BIG_RESULTS)
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  hosts:\n"
-        + "".join(
-            f"    {host}:\n      ansible_connection: local\n"
-            f"      ansible_python_interpreter: {sys.executable}\n"
-            for host in ("h1", "h2")
-        )
-    )
+    inventory = local_inventory(tmp_path / "hosts.yml", ("h1", "h2"))
     results: list[dict[str, Any]] = []
     segments_seen: set[str] = set()
     events = tmp_path / "run" / "events"
