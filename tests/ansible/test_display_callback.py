@@ -114,7 +114,7 @@ def _run(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch, **env: str
 ) -> tuple[RunStatus, list[dict[str, Any]], str]:
     """Run PLAYBOOK through clusterm's wrapper and return every event handed to clusterm's
-    handler, each with the data the journal gave it under "journaled" (popped before return)."""
+    handler, each marked "journaled": whether its data came from clusterm's event journal."""
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     inventory = local_inventory(tmp_path / "hosts.yml", ("h1", "h2"))
     events: list[dict[str, Any]] = []
