@@ -170,9 +170,10 @@ def lower_priority(priority: Priority) -> str | None:
     """Put this process, and so everything it starts, at `priority` (docs/jobs.md#priority).
 
     Everything the run starts inherits it, across fork, exec and setsid: a job that keeps every
-    core busy (Ansible's main process and its forks) yields them to the daemon's requests. Only
-    a scheduling policy crosses the session Ansible's workers each start: with the kernel's
-    autogroups, a niceness is weighed only against the processes of the same session.
+    core busy (Ansible's main process and its forks) yields them to the daemon's requests. Where
+    the kernel's autogroups make each session a group of its own, a niceness is weighed only
+    within the session, and the sessions themselves as normal ones: clusterm's callback lowers
+    each session the job makes (app/ansible/callback/awx_display.py keep_priority_in_sessions).
 
     Returns None, or the line for the job's log that says the kernel refused: a sandbox (a
     seccomp profile) may forbid the call, and a job that runs at the daemon's priority is

@@ -25,6 +25,10 @@ reads stay runner's own) and then changes, in ansible-playbook's main process on
 
 Should an ansible-runner build its callback otherwise, none of the three is made: runner's
 callback runs as it is, and a warning at the top of the job's log says so.
+
+Being the first of clusterm's code in ansible-playbook's process, it also keeps the job's CPU
+priority in the sessions ansible-playbook runs in and starts (`keep_priority_in_sessions`,
+docs/jobs.md#priority).
 """
 
 from __future__ import annotations
@@ -181,6 +185,67 @@ except (AttributeError, OSError) as exc:
     importlib.import_module("ansible.utils.display").Display().warning(
         f"clusterm's awx_display: {exc}; ansible-runner's display callback runs unchanged"
     )
+
+
+# --- the job's priority in ansible-playbook's sessions --------------------------------------
+
+# Where the kernel's autogroups are used, each session is a scheduling group of its own, weighed
+# by the niceness written here (docs/jobs.md#priority).
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def session_niceness() -> int | None:
+    """The niceness a session of this job's gets: from the priority clusterm gave the job's
+    processes (app/ansible/process.py `lower_priority`), inherited by this one. None at the
+    normal priority: nothing to lower."""
+    if os.sched_getscheduler(0) == os.SCHED_IDLE:
+        return 19  # the lowest a group can be: 1.5 % of a normal group's weight
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    return nice if nice > 0 else None
+
+
+def lower_session(niceness: int) -> None:
+    """Weigh the session this process leads as `niceness`, where the kernel lets it.
+
+    Only a session this job made: one led by another process could be the daemon's own. Best
+    effort by design, the job runs either way: without autogroups there is no file; without
+    CAP_SYS_ADMIN the kernel takes such a write ten times a second machine-wide and answers
+    EAGAIN to the rest; positive values are never refused for lack of privilege."""
+    if os.getsid(0) != os.getpid():
+        return
+    try:
+        fd = os.open(AUTOGROUP, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, str(niceness).encode())
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+
+
+def keep_priority_in_sessions() -> None:
+    """ansible-playbook runs in the session ansible-runner's pty made, and each of its forks
+    calls os.setsid() (docs/contracts.md#ansible-workers): where autogroups are on, each of those
+    is a group weighed as a normal one whatever its processes' policy, and a job's forks took
+    the cores from the daemon's requests. So this session, and every session a fork of this
+    process makes with os.setsid, is weighed at the job's priority."""
+    niceness = session_niceness()
+    if niceness is None or getattr(os.setsid, "clusterm_niceness", None) is not None:
+        return
+    lower_session(niceness)
+    setsid = os.setsid
+
+    def setsid_at_job_priority() -> None:
+        setsid()
+        lower_session(niceness)
+
+    setsid_at_job_priority.clusterm_niceness = niceness  # type: ignore[attr-defined]
+    os.setsid = setsid_at_job_priority
+
+
+keep_priority_in_sessions()
 
 
 _RunnersCallback: Any = _runner.CallbackModule
