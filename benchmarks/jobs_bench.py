@@ -539,7 +539,7 @@ def main() -> None:
     args = parser.parse_args()
     command = " ".join(["python benchmarks/jobs_bench.py", *sys.argv[1:]])
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load = os.getloadavg()[0]
+    host = machine()  # with the load average before anything here ran
     work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
     pb = work / "pb"
     shutil.copytree(PLAYBOOKS, pb)
@@ -560,7 +560,7 @@ def main() -> None:
                 section = merge_rows(
                     section,
                     f"Re-measured alone ({', '.join(args.only)}): {started}, `{command}`, "
-                    f"load average {load:.1f} at the start",
+                    f"on {host}",
                 )
             write_doc(section)
 
