@@ -33,6 +33,7 @@ docs/jobs.md#priority).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -213,16 +214,12 @@ def lower_session(niceness: int) -> None:
     EAGAIN to the rest; positive values are never refused for lack of privilege."""
     if os.getsid(0) != os.getpid():
         return
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(AUTOGROUP, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.write(fd, str(niceness).encode())
-    except OSError:
-        return
-    finally:
-        os.close(fd)
+        try:
+            os.write(fd, str(niceness).encode())
+        finally:
+            os.close(fd)
 
 
 def keep_priority_in_sessions() -> None:
