@@ -189,13 +189,18 @@ class LeaseLeadership:
         with self._guard:
             leading, self._leading = self._leading, False
         if leading:
-            self._expire(self._epoch)
+            self._expire(self._epoch, stopping=True)
         self._engine.dispose()
 
-    def _expire(self, epoch: int) -> None:
-        """End this replica's lease of `epoch` now and tell the followers to take it."""
+    def _expire(self, epoch: int, *, stopping: bool = False) -> None:
+        """End this replica's lease of `epoch` now and tell the followers to take it. When
+        `stopping`, its row says so in the same transaction: the follower that takes the lead
+        reads that row to say why the lead passed, and may do so the moment the lease ends."""
         try:
             with self._engine.begin() as conn:
+                if stopping:
+                    with Session(conn) as session:
+                        replicas.mark_stopped(session, replica_id=self.replica_id, note="stopped")
                 conn.execute(
                     sa.update(Lease)
                     .where(Lease.id == 1, Lease.holder == self.replica_id, Lease.epoch == epoch)

@@ -84,7 +84,14 @@ def mark_stopped(session: Session, *, replica_id: str, note: str) -> None:
     session.execute(
         sa.update(Replica)
         .where(Replica.id == replica_id)
-        .values(role=STOPPED, role_since=now, seen_at=now, note=note)
+        .values(
+            # Marked twice when a leader stops (with the lease let go, then by the runtime): the
+            # first time counts.
+            role_since=sa.case((Replica.role == STOPPED, Replica.role_since), else_=now),
+            role=STOPPED,
+            seen_at=now,
+            note=note,
+        )
     )
 
 

@@ -23,6 +23,7 @@ from app.cluster import replicas as rows
 from app.cluster.leadership import Change, LeadLost
 from app.cluster.lease import LeaseLeadership
 from app.cluster.models import Lease
+from app.cluster.models import Replica as ReplicaRow
 from app.cluster.signals import Signals
 from app.config import load_settings
 from app.db import Database, upgrade
@@ -171,12 +172,16 @@ def test_a_released_lead_is_taken_at_once_and_the_why_says_handed_over(pg_schema
             await until(lambda: leaders(group), timeout_s=5, what="a leader")
             (first,) = leaders(group)
             (other,) = [r for r in group if r is not first]
-            # A graceful stop: its row says stopped, then it lets go.
-            with db.write() as session:
-                rows.mark_stopped(session, replica_id=first.lease.replica_id, note="stopped")
+            # A graceful stop. The release itself marks the row stopped, with the lease let go
+            # in one transaction: the other replica may take the lead the moment it commits,
+            # before the runtime's own marking, and must still read a handover.
             await first.lease.quiesce()
             t0 = time.monotonic()
             await asyncio.to_thread(first.lease.release)
+            with db.read() as session:
+                row = session.get(ReplicaRow, first.lease.replica_id)
+                assert row is not None
+                assert (row.role, row.note) == (rows.STOPPED, "stopped")
             await until(lambda: other.lease.is_leader, timeout_s=TTL_S, what="the other leads")
             assert time.monotonic() - t0 < TTL_S  # not a lease run out: a handover
             assert other.gained[-1].previous == first.lease.replica_id
