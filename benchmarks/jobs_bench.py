@@ -379,7 +379,7 @@ def row(what: str, figure: str, target: str, baseline: str, ratio: float, ok: bo
     return f"| {what} | {figure} | {target} | {baseline} | {ratio:.2f}x | {verdict} |"
 
 
-def report(results: dict[str, dict[str, float]], command: str, started: str) -> str:
+def report(results: dict[str, dict[str, float]], command: str, started: str, host: str) -> str:
     rows = []
     if "overhead" in results:
         o = results["overhead"]
@@ -470,7 +470,7 @@ def report(results: dict[str, dict[str, float]], command: str, started: str) -> 
         "## Jobs",
         "",
         f"- Date: {started}",
-        f"- Machine: {machine()}",
+        f"- Machine: {host}",
         f"- Command: `{command}`",
         "",
         "| What | Figure | Target | Baseline (same run) | Ratio | |",
@@ -555,7 +555,7 @@ def main() -> None:
         results[name] = figures
         print(name, figures, flush=True)
         if not args.no_write:  # after each phase: a long run that dies still leaves figures
-            section = report(results, command, started)
+            section = report(results, command, started, host)
             if args.only:
                 section = merge_rows(
                     section,
@@ -596,7 +596,7 @@ def main() -> None:
             done("memory", bench_memory(daemon, args.big_mb))
     finally:
         daemon.stop()
-        print(report(results, command, started))
+        print(report(results, command, started, host))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -68,13 +68,13 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def report(rows: list[Row], command: str, started: str, seconds: float) -> str:
+def report(rows: list[Row], command: str, started: str, host: str, seconds: float) -> str:
     missed = [r for r in rows if r.met is False]
     lines = [
         HEADING,
         "",
         f"- Date: {started}",
-        f"- Machine: {machine()}",
+        f"- Machine: {host}",
         f"- Command: `{command}` ({seconds / 60:.1f} minutes)",
         "",
         *table(rows),
@@ -99,13 +99,14 @@ def main() -> None:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose among {', '.join(PARTS)}")
     command = " ".join(["python benchmarks/scale_bench.py", *sys.argv[1:]])
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    host = machine()  # with the load average before anything here ran
     began = time.monotonic()
     rows: list[Row] = []
     for name in chosen:
         part_rows = PARTS[name](args.quick)
         rows.extend(part_rows)
         print("\n".join(table(part_rows)), flush=True)
-    section = report(rows, command, started, time.monotonic() - began)
+    section = report(rows, command, started, host, time.monotonic() - began)
     print(section)
     if not args.no_write and not args.quick:
         write_doc(section, HEADING)
