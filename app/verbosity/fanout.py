@@ -15,9 +15,17 @@ from collections.abc import Sequence
 
 from app import instruments
 from app.verbosity.forward import CredentialsError, Forwarder, Outcome, Profile
+from app.verbosity.registry import DEFAULTS
 from app.verbosity.store import Step
 
 log = logging.getLogger("clusterm.verbosity")
+
+SUCCEEDED, FAILED = "succeeded", "failed"
+# Every component and result from the first scrape on, at 0 (ten series: the components are a
+# closed set), so that `increase()` sees a component's first failure rather than a new series.
+for _component in DEFAULTS:
+    for _result in (SUCCEEDED, FAILED):
+        instruments.VERBOSITY_CHANGES.labels(_component, _result)
 
 
 async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -> list[Outcome]:
@@ -50,7 +58,7 @@ async def send_all(*, forwarder: Forwarder, steps: Sequence[Step], limit: int) -
     # Counted per (component, result), then added: one labelled increment per target costs the
     # event loop a lookup each, a thousand for a thousand nodes.
     counts = Counter(
-        (step.target.component, "succeeded" if outcome.ok else "failed")
+        (step.target.component, SUCCEEDED if outcome.ok else FAILED)
         for step, outcome in zip(steps, outcomes, strict=True)
     )
     for (component, result), count in counts.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from app.verbosity.registry import DEFAULTS
 from tests.metrics.conftest import Samples, scrape, value
 
 # The verbosity tests' fixtures: a CA, emulated components, settings pointing at them.
@@ -22,9 +23,22 @@ from tests.verbosity.emulator import Emulator, free_port
 
 
 def changes(samples: Samples, result: str) -> float:
-    labels = {"component": "kubelet", "result": result}
-    found = [v for have, v in samples.get("clusterm_verbosity_changes_total", []) if have == labels]
-    return found[0] if found else 0.0
+    return value(samples, "clusterm_verbosity_changes_total", component="kubelet", result=result)
+
+
+def test_every_component_and_result_is_reported_from_the_first_scrape(admin: TestClient) -> None:
+    samples = scrape(admin)
+    for component in DEFAULTS:
+        for result in ("succeeded", "failed"):
+            # Exactly one sample each, whatever this process sent before: 0 until the first.
+            assert (
+                value(
+                    samples, "clusterm_verbosity_changes_total", component=component, result=result
+                )
+                >= 0
+            )
+    reported = {have["component"] for have, _ in samples["clusterm_verbosity_changes_total"]}
+    assert reported == set(DEFAULTS)  # no other label value: the components are a closed set
 
 
 def test_changes_sent_and_reverts_owed(
