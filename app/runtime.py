@@ -334,7 +334,7 @@ class Runtime:
 
     def _mark_stopped(self) -> None:
         with self.db.write() as session:
-            replicas.mark_stopped(session, replica_id=self.identity.replica_id, note="stopped")
+            replicas.mark_stopped(session, replica_id=self.identity.replica_id)
 
 
 def _schema_check(session: Session) -> str | None:

@@ -200,7 +200,7 @@ class LeaseLeadership:
             with self._engine.begin() as conn:
                 if stopping:
                     with Session(conn) as session:
-                        replicas.mark_stopped(session, replica_id=self.replica_id, note="stopped")
+                        replicas.mark_stopped(session, replica_id=self.replica_id)
                 conn.execute(
                     sa.update(Lease)
                     .where(Lease.id == 1, Lease.holder == self.replica_id, Lease.epoch == epoch)

@@ -79,7 +79,7 @@ def heartbeat(conn: sa.Connection, *, replica_id: str, role: str, note: str | No
     )
 
 
-def mark_stopped(session: Session, *, replica_id: str, note: str) -> None:
+def mark_stopped(session: Session, *, replica_id: str) -> None:
     now = db_now(session)
     session.execute(
         sa.update(Replica)
@@ -90,7 +90,7 @@ def mark_stopped(session: Session, *, replica_id: str, note: str) -> None:
             role_since=sa.case((Replica.role == STOPPED, Replica.role_since), else_=now),
             role=STOPPED,
             seen_at=now,
-            note=note,
+            note="stopped",  # a graceful stop: nothing more to say
         )
     )
 
