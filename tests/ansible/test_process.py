@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -128,8 +129,13 @@ def test_a_jobs_processes_run_at_the_job_priority(
         run_dir = data_dir / "jobs" / str(job["id"]) / "main"
 
         def commands() -> dict[int, bytes]:
-            pids = leftovers.running(run_dir)
-            return {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids}
+            found: dict[int, bytes] = {}
+            for pid in leftovers.running(run_dir):
+                # Before the sleep runs, a short-lived process (a module's start) may end
+                # between the record and this read: it is no longer the job's.
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
+            return found
 
         def sleeping() -> dict[int, bytes] | None:
             found = commands()
