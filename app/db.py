@@ -9,12 +9,22 @@ transactions that both read and then write each hold a shared lock and wait for 
 drop it, and one fails with "database is locked" no matter the timeout. Taking the write lock up
 front turns that deadlock into a queue. Reads keep the deferred `BEGIN`, so they never queue
 behind writers. The same code runs on PostgreSQL, where both kinds are ordinary transactions.
+
+SQLite's wait for the write lock is not a queue, though: a waiting connection sleeps and tries
+again, up to 100 ms apart, and a writer that came later can take the lock in between, again and
+again. Under a burst of writes from this process's own threads one of them could lose every
+time until its `busy_timeout` ran out ("database is locked", a 503). So this process's writers
+first wait in a first-come, first-served queue of its own (`WriterQueue`), and only one of them
+at a time asks SQLite for the lock: SQLite's timeout is left to wait for other processes.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
@@ -26,6 +36,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -129,6 +140,41 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     return engine
 
 
+class WriterQueue:
+    """A lock handed to its waiters in the order they came (`threading.Lock` is not: the thread
+    that lets it go can take it back before a woken waiter runs)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Wait for the lock, at most `timeout_s`; whether it was taken."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if turn.acquire(timeout=timeout_s):
+            return True
+        with self._mutex:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+                return False
+        # `release` handed the lock over between the timeout and the check: it is ours now.
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # straight to the next: `_held` stays True
+            else:
+                self._held = False
+
+
 class DatabaseClosed(RuntimeError):
     """The database was used after `dispose()`: a thread outlived the daemon's shutdown order."""
 
@@ -143,6 +189,8 @@ class Database:
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
         self.url = url
         self.engine = create_db_engine(url, busy_timeout_ms=busy_timeout_ms)
+        self._writer_queue = WriterQueue() if _is_sqlite(url) else None
+        self._busy_timeout_s = busy_timeout_ms / 1000
         writer = self.engine.execution_options(sqlite_begin="immediate")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(writer, expire_on_commit=False)
@@ -170,8 +218,25 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends, and rolls back if it raises."""
         self._check_open()
-        with self._writes() as session, session.begin():
+        with self._writer_turn(), self._writes() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """On SQLite, this process's turn to write (see the module's docstring)."""
+        queue = self._writer_queue
+        if queue is None:
+            yield
+            return
+        if not queue.acquire(self._busy_timeout_s):
+            # What SQLite raises when its own wait runs out, so every caller handles one error.
+            raise sa_exc.OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
+        try:
+            yield
+        finally:
+            queue.release()
 
     def _check_open(self) -> None:
         if self.disposed:
