@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,23 @@ from app.timeline.vocabulary import Result
 from tests.polling import wait_until
 
 
-def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
+def sqlite_store(tmp_path: Path, busy_timeout_ms: int) -> store.Database:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     store.upgrade(url)
-    db = timeline.attach(store.Database(url, busy_timeout_ms=10_000))
+    return timeline.attach(store.Database(url, busy_timeout_ms=busy_timeout_ms))
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> None:
+    """`work(0)` to `work(count - 1)`, each in a thread of its own, all at once; when all end."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
+    db = sqlite_store(tmp_path, busy_timeout_ms=10_000)
     with db.write() as session:
         service.register_nodes(
             session=session, nodes=[NodeCreate(name="n1", address="10.0.0.1")], actor="test"
@@ -31,7 +45,7 @@ def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
 
     errors: list[BaseException] = []
 
-    def bump() -> None:
+    def bump(_: int) -> None:
         try:
             for _ in range(25):
                 # Read, then write, in one transaction: with a deferred BEGIN two of these
@@ -43,11 +57,7 @@ def test_concurrent_read_modify_write_never_fails(tmp_path: Path) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=bump) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(8, bump)
     assert errors == []
     with db.read() as session:
         assert session.scalar(sa.select(Node.ssh_port)) == 22 + 8 * 25
@@ -60,9 +70,7 @@ def test_writers_of_one_process_take_turns_in_the_order_they_came(tmp_path: Path
     SQLite's own wait is no queue: it sleeps and tries again, later writers take the lock in
     between, and without clusterm's queue six or seven writes of each such run failed with
     "database is locked"."""
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    store.upgrade(url)
-    db = timeline.attach(store.Database(url, busy_timeout_ms=1000))
+    db = sqlite_store(tmp_path, busy_timeout_ms=1000)
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
@@ -77,11 +85,7 @@ def test_writers_of_one_process_take_turns_in_the_order_they_came(tmp_path: Path
             except BaseException as exc:
                 errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(6, write)
     assert errors == []
     with db.read() as session:
         assert session.scalar(sa.text("SELECT count(*) FROM timeline_event")) == 6 * 25
@@ -91,9 +95,7 @@ def test_writers_of_one_process_take_turns_in_the_order_they_came(tmp_path: Path
 def test_a_writer_that_waits_past_the_timeout_gets_the_busy_error_and_stores_nothing(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    store.upgrade(url)
-    db = timeline.attach(store.Database(url, busy_timeout_ms=200))
+    db = sqlite_store(tmp_path, busy_timeout_ms=200)
     holding, done = threading.Event(), threading.Event()
 
     def hold() -> None:
